@@ -1,0 +1,175 @@
+"""Typed run configuration: a dataclass filled from a named YAML file, then CLI overrides.
+
+Unknown keys and wrong types are errors (a typo must not silently fall back to a default).
+Named configs live in `src/jigsaw_kit/configs/` (`configs/` at the repo root points there)
+so they ship inside the wheel used on Kaggle.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.resources
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import yaml
+
+from .errors import KitError
+
+METHODS = ("transformer", "tfidf-lr")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+
+
+@dataclass
+class Config:
+    """Every knob of a run. Defaults are the CPU MiniLM recipe; configs/*.yaml say why."""
+
+    name: str = "cpu-minilm"
+    method: str = "transformer"  # "transformer" (fine-tune a checkpoint) or "tfidf-lr" (baseline)
+    # data
+    template: str = "rule-body"
+    use_test_examples: bool = True  # the test file's 2+2 examples per row are labelled training rows
+    # model
+    model: str = "all-MiniLM-L6-v2"  # a folder path, or a name under weights/
+    max_length: int = 256
+    # optimisation
+    epochs: float = 2.0
+    max_steps: int = -1  # > 0 overrides epochs (tests, smoke runs)
+    learning_rate: float = 5e-5
+    batch_size: int = 16
+    grad_accum: int = 1
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    seed: int = 42
+    precision: str = "auto"  # auto: fp16 on GPUs without fast bf16 (T4), bf16 where fast, fp32 on CPU
+    logging_steps: int = 10
+    save_steps: int = 0  # > 0 keeps Trainer checkpoints every N steps (resume); 0 keeps only the final model
+    # inference
+    predict_token_budget: int = 16384  # padded tokens per inference batch (length-sorted batches)
+    # tf-idf baseline
+    tfidf_max_features: int = 50000
+    tfidf_c: float = 4.0
+    extra: dict[str, Any] = field(default_factory=dict)  # free-form notes; never read by code
+
+    def validate(self) -> None:
+        if self.method not in METHODS:
+            raise KitError(f"config '{self.name}': method must be one of {METHODS}, got {self.method!r}.")
+        if self.precision not in PRECISIONS:
+            raise KitError(f"config '{self.name}': precision must be one of {PRECISIONS}, got {self.precision!r}.")
+        for key in ("max_length", "batch_size", "grad_accum", "predict_token_budget", "logging_steps"):
+            if getattr(self, key) <= 0:
+                raise KitError(f"config '{self.name}': {key} must be > 0, got {getattr(self, key)}.")
+        if self.epochs <= 0 and self.max_steps <= 0:
+            raise KitError(f"config '{self.name}': set epochs > 0 or max_steps > 0.")
+        if not 0 <= self.warmup_ratio < 1:
+            raise KitError(f"config '{self.name}': warmup_ratio must be in [0, 1), got {self.warmup_ratio}.")
+        from .templates import TEMPLATES  # local import: templates imports nothing from here
+
+        if self.template not in TEMPLATES:
+            raise KitError(
+                f"config '{self.name}': unknown template {self.template!r}; choose one of {sorted(TEMPLATES)}."
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def config_dir() -> Path:
+    return Path(str(importlib.resources.files("jigsaw_kit") / "configs"))
+
+
+def available_configs() -> list[str]:
+    return sorted(p.stem for p in config_dir().glob("*.yaml"))
+
+
+def resolve_config_path(name_or_path: str) -> Path:
+    """A YAML path as given, else a named config shipped with the kit."""
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        if not p.is_file():
+            raise KitError(f"config file {p} does not exist. Named configs: {', '.join(available_configs())}.")
+        return p
+    named = config_dir() / f"{name_or_path}.yaml"
+    if named.is_file():
+        return named
+    raise KitError(
+        f"unknown config {name_or_path!r}: not a file and not a named config. "
+        f"Named configs: {', '.join(available_configs())}; or pass a path to a .yaml file."
+    )
+
+
+def _coerce(key: str, value: Any, typ: Any, source: str) -> Any:
+    """Check/convert one value to the dataclass field's type, with a message naming the key."""
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+    elif typ is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+    elif typ is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif typ is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+    else:  # dict
+        if isinstance(value, dict):
+            return value
+    raise KitError(f"{source}: '{key}' must be of type {getattr(typ, '__name__', typ)}, got {value!r}.")
+
+
+def _apply(cfg: Config, values: dict[str, Any], source: str) -> Config:
+    hints = get_type_hints(Config)
+    known = {f.name for f in fields(Config)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise KitError(f"{source}: unknown key(s) {unknown}. Known keys: {', '.join(sorted(known))}.")
+    typed = {
+        k: _coerce(k, v, hints[k] if hints[k] in (bool, int, float, str) else dict, source) for k, v in values.items()
+    }
+    return dataclasses.replace(cfg, **typed)
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, str]:
+    """`key=value` strings from `--set` into a dict (values typed later against the dataclass)."""
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise KitError(f"--set expects key=value, got {pair!r} (e.g. --set epochs=1).")
+        k, v = pair.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def load_config(name_or_path: str = "cpu-minilm", overrides: dict[str, Any] | None = None) -> Config:
+    """Named config or YAML path, then overrides; validated."""
+    path = resolve_config_path(name_or_path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise KitError(f"config file {path} is not valid YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise KitError(f"config file {path} must hold a mapping of key: value, got {type(raw).__name__}.")
+    raw.setdefault("name", path.stem)
+    cfg = _apply(Config(), raw, f"config file {path}")
+    if overrides:
+        cfg = _apply(cfg, {k: v for k, v in overrides.items() if v is not None}, "command-line override")
+    cfg.validate()
+    return cfg
+
+
+def save_config(cfg: Config, path: Path) -> None:
+    path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")

@@ -1,0 +1,88 @@
+"""The processed dataset: templated training rows, rows to predict, and a manifest.
+
+`build` is pure (frames in, frames out); `save`/`load` are the stage boundary on disk
+(parquet + manifest.json + a copy of sample_submission.csv so later stages need nothing else).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .config import Config
+from .data import CompetitionData
+from .errors import KitError
+from .prep import apply_template, rows_to_predict, training_rows
+from .submit import write_atomic_csv
+
+
+@dataclass
+class Processed:
+    train: pd.DataFrame  # rule, text, label, source, subreddit, origin_row_id, votes, input_a, input_b
+    test: pd.DataFrame  # row_id, rule, text, subreddit, example columns, input_a, input_b
+    sample_submission: pd.DataFrame
+    manifest: dict[str, Any]
+
+
+def build(comp: CompetitionData, cfg: Config) -> Processed:
+    rows, stats = training_rows(comp.train, comp.test, use_test_examples=cfg.use_test_examples)
+    rows = apply_template(rows, cfg.template)
+    test = apply_template(rows_to_predict(comp.test), cfg.template)
+    manifest = {
+        "data_dir": str(comp.data_dir),
+        "hashes": comp.hashes,
+        "template": cfg.template,
+        "use_test_examples": cfg.use_test_examples,
+        "counts": {
+            "train_csv_rows": len(comp.train),
+            "test_csv_rows": len(comp.test),
+            "dedup": stats.to_dict(),
+            "training_rows": len(rows),
+            "training_rows_by_source": rows["source"].value_counts().to_dict(),
+            "training_rows_by_rule": rows["rule"].value_counts().to_dict(),
+            "positives": int(rows["label"].sum()),
+            "test_rows_by_rule": test["rule"].value_counts().to_dict(),
+            "test_rules_unseen_in_train": sorted(set(test["rule"]) - set(comp.train["rule"].str.strip())),
+        },
+    }
+    return Processed(rows, test, comp.sample_submission, manifest)
+
+
+def save(p: Processed, out_dir: Path) -> Path:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, df in (("train", p.train), ("test", p.test)):
+        tmp = out_dir / f".{name}.parquet.tmp"
+        df.to_parquet(tmp, index=False)
+        tmp.replace(out_dir / f"{name}.parquet")
+    write_atomic_csv(p.sample_submission, out_dir / "sample_submission.csv")
+    tmp = out_dir / ".manifest.json.tmp"
+    tmp.write_text(json.dumps(p.manifest, indent=2, default=str), encoding="utf-8")
+    tmp.replace(out_dir / "manifest.json")  # written last: its presence means the folder is complete
+    return out_dir
+
+
+def load(out_dir: Path) -> Processed:
+    out_dir = Path(out_dir)
+    if not (out_dir / "manifest.json").is_file():
+        raise KitError(
+            f"{out_dir} is not a processed dataset (no manifest.json). "
+            f"Build it first: python build_dataset.py --data-dir DIR --out {out_dir}"
+        )
+    manifest = json.loads((out_dir / "manifest.json").read_text(encoding="utf-8"))
+    train = pd.read_parquet(out_dir / "train.parquet")
+    test = pd.read_parquet(out_dir / "test.parquet")
+    sample = pd.read_csv(out_dir / "sample_submission.csv")
+    return Processed(train, test, sample, manifest)
+
+
+def check_template(p: Processed, cfg: Config) -> None:
+    if p.manifest.get("template") != cfg.template:
+        raise KitError(
+            f"the processed data was built with template {p.manifest.get('template')!r} but config "
+            f"'{cfg.name}' uses {cfg.template!r}. Rebuild: jigsaw-kit build --config {cfg.name} ..."
+        )
