@@ -1,0 +1,133 @@
+"""Per-rule rank blending of several models' predictions.
+
+The metric ranks within each rule, so models are blended on their within-rule ranks (scaled
+to [0, 1]), not on raw probabilities whose scales differ between models and rules.
+
+    jigsaw-kit blend runs/a/submission.csv runs/b --test DATA/test.csv --weights 3 1 --output submission.csv
+    jigsaw-kit blend runs/a/cv/oof.csv runs/b/cv/oof.csv --oof          # the blended CV metric
+
+Inputs are submission-shaped CSVs (row_id, rule_violation) or run dirs (their submission.csv);
+with --oof, oof.csv files (rule, text, label, prediction) or CV dirs holding one.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import KitError
+
+
+def rank_within_rule(rules: Any, scores: Any) -> np.ndarray:
+    """Each score's average rank among its rule's scores, scaled to [0, 1] (ties share a rank)."""
+    df = pd.DataFrame({"rule": np.asarray(rules), "score": np.asarray(scores, dtype=float)})
+    if df["score"].isna().any():
+        raise KitError("cannot rank NaN predictions: an input file holds missing values.")
+    ranks = df.groupby("rule")["score"].rank(method="average")
+    sizes = df.groupby("rule")["score"].transform("size")
+    return np.where(sizes > 1, (ranks - 1) / (sizes - 1).clip(lower=1), 0.5)
+
+
+def blend(rules: Any, predictions: list[Any], weights: list[float] | None = None) -> np.ndarray:
+    """Weighted mean of within-rule ranks; the result is itself in [0, 1]."""
+    if not predictions:
+        raise KitError("blend needs at least one prediction set.")
+    weights = list(weights) if weights is not None else [1.0] * len(predictions)
+    if len(weights) != len(predictions):
+        raise KitError(f"--weights has {len(weights)} values for {len(predictions)} inputs; give one per input.")
+    if any(w < 0 for w in weights) or sum(weights) <= 0:
+        raise KitError(f"--weights must be non-negative with a positive sum, got {weights}.")
+    w = np.asarray(weights, dtype=float) / sum(weights)
+    return sum(wi * rank_within_rule(rules, p) for wi, p in zip(w, predictions))
+
+
+def _submission_path(p: Path) -> Path:
+    if p.is_dir():
+        p = p / "submission.csv"
+    if not p.is_file():
+        raise KitError(f"{p} not found: pass submission CSVs or run dirs that hold a submission.csv.")
+    return p
+
+
+def _oof_path(p: Path) -> Path:
+    if p.is_dir():
+        for cand in (p / "oof.csv", p / "cv" / "oof.csv"):
+            if cand.is_file():
+                return cand
+        raise KitError(f"{p} holds no oof.csv (nor cv/oof.csv): run `jigsaw-kit cv` first.")
+    if not p.is_file():
+        raise KitError(f"{p} not found.")
+    return p
+
+
+def blend_submissions(paths: list[Path], test: pd.DataFrame, weights: list[float] | None) -> pd.DataFrame:
+    """Blend submission files aligned on test.csv's row_ids; rules come from test.csv."""
+    ids = test["row_id"].astype("int64")
+    preds = []
+    for p in map(_submission_path, paths):
+        sub = pd.read_csv(p)
+        if list(sub.columns) != ["row_id", "rule_violation"]:
+            raise KitError(f"{p}: expected columns ['row_id', 'rule_violation'], got {list(sub.columns)}.")
+        s = sub.set_index("row_id")["rule_violation"]
+        missing = sorted(set(ids) - set(s.index))
+        if missing or s.index.duplicated().any():
+            raise KitError(f"{p}: row_ids do not match --test (missing e.g. {missing[:3]}, or duplicated).")
+        preds.append(s.loc[ids].to_numpy(dtype=float))
+    return pd.DataFrame({"row_id": ids.to_numpy(), "rule_violation": blend(test["rule"], preds, weights)})
+
+
+def blend_oof(paths: list[Path], weights: list[float] | None) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Blend OOF files joined on (rule, text); returns the blended frame and each input's metric."""
+    from .metrics import mean_rule_auc
+
+    frames = [pd.read_csv(_oof_path(p)) for p in paths]
+    base = frames[0][["rule", "text", "label"]]
+    keyed = []
+    for p, f in zip(paths, frames):
+        if set(zip(f["rule"], f["text"])) != set(zip(base["rule"], base["text"])):
+            raise KitError(f"{p}: its held-out texts differ from {paths[0]}'s; blend OOFs of the same scheme and seed.")
+        keyed.append(f.set_index(["rule", "text"]).loc[pd.MultiIndex.from_frame(base[["rule", "text"]]), "prediction"])
+    out = base.assign(prediction=blend(base["rule"], [k.to_numpy() for k in keyed], weights))
+    scores = {str(p): mean_rule_auc(base["rule"], base["label"], k.to_numpy()) for p, k in zip(paths, keyed)}
+    scores["blend"] = mean_rule_auc(out["rule"], out["label"], out["prediction"])
+    return out, scores
+
+
+def cmd_blend(args: argparse.Namespace) -> int:
+    from .submit import check_submission, write_atomic_csv
+
+    paths = [Path(p) for p in args.inputs]
+    if args.oof:
+        out, scores = blend_oof(paths, args.weights)
+        for name, s in scores.items():
+            print(f"{s:.4f}  mean_rule_auc  {name}")
+        if args.output:
+            write_atomic_csv(out, Path(args.output))
+            print(f"wrote {args.output}")
+        return 0
+    if not args.test:
+        raise KitError("blend needs --test test.csv (it gives each row's rule) unless --oof is set.")
+    from .data import _read_csv, validate_test
+
+    test = validate_test(_read_csv(Path(args.test)), Path(args.test))
+    sub = blend_submissions(paths, test, args.weights)
+    check_submission(sub, test[["row_id"]])
+    write_atomic_csv(sub, Path(args.output or "submission.csv"))
+    print(f"blended {len(paths)} inputs (weights {args.weights or 'equal'}) -> {args.output or 'submission.csv'}")
+    return 0
+
+
+def add_blend_parser(sub: Any) -> None:
+    p = sub.add_parser("blend", help="rank-blend predictions within each rule (submissions or OOF files)")
+    p.add_argument("inputs", nargs="+", help="submission CSVs / run dirs, or oof.csv files / CV dirs with --oof")
+    p.add_argument("--test", help="test.csv: each row's rule (required unless --oof)")
+    p.add_argument("--weights", type=float, nargs="+", help="one weight per input (default equal)")
+    p.add_argument("--output", help="output CSV (default submission.csv; with --oof, optional blended oof)")
+    p.add_argument(
+        "--oof", action="store_true", help="inputs are OOF files: print each one's CV metric and the blend's"
+    )
+    p.set_defaults(func=cmd_blend)

@@ -1,0 +1,93 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from jigsaw_kit.blend import blend, blend_oof, blend_submissions, rank_within_rule
+from jigsaw_kit.cli import main
+from jigsaw_kit.errors import KitError
+
+
+def test_rank_within_rule_known_values():
+    rules = ["a", "a", "a", "b", "b"]
+    scores = [0.9, 0.1, 0.5, 0.01, 0.02]
+    np.testing.assert_allclose(rank_within_rule(rules, scores), [1.0, 0.0, 0.5, 0.0, 1.0])
+    np.testing.assert_allclose(rank_within_rule(["a", "a", "c"], [0.3, 0.3, 0.7]), [0.5, 0.5, 0.5])  # ties, singleton
+
+
+def test_blend_uses_ranks_not_scales():
+    rules = ["a"] * 3
+    m1 = [0.50, 0.51, 0.52]  # ranks 0, .5, 1
+    m2 = [90.0, 10.0, 50.0]  # ranks 1, 0, .5 (scale irrelevant)
+    np.testing.assert_allclose(blend(rules, [m1, m2], [3, 1]), [0.25, 0.375, 0.875])
+    with pytest.raises(KitError, match="one per input"):
+        blend(rules, [m1, m2], [1])
+
+
+def test_blend_submissions_and_cli(tmp_path):
+    test = pd.DataFrame({"row_id": [10, 11, 12, 13], "rule": ["a", "a", "b", "b"]})
+    for c in [
+        "body",
+        "subreddit",
+        "positive_example_1",
+        "positive_example_2",
+        "negative_example_1",
+        "negative_example_2",
+    ]:
+        test[c] = "x"
+    test = test[
+        [
+            "row_id",
+            "body",
+            "rule",
+            "subreddit",
+            "positive_example_1",
+            "positive_example_2",
+            "negative_example_1",
+            "negative_example_2",
+        ]
+    ]
+    test.to_csv(tmp_path / "test.csv", index=False)
+    pd.DataFrame({"row_id": [13, 12, 11, 10], "rule_violation": [0.9, 0.1, 0.2, 0.3]}).to_csv(
+        tmp_path / "a.csv", index=False
+    )
+    run = tmp_path / "run"
+    run.mkdir()
+    pd.DataFrame({"row_id": [10, 11, 12, 13], "rule_violation": [0.0, 1.0, 0.4, 0.6]}).to_csv(
+        run / "submission.csv", index=False
+    )
+    sub = blend_submissions([tmp_path / "a.csv", run], test, None)
+    assert sub["row_id"].tolist() == [10, 11, 12, 13]
+    np.testing.assert_allclose(sub["rule_violation"], [0.5, 0.5, 0.0, 1.0])
+    out = tmp_path / "blend.csv"
+    assert (
+        main(
+            [
+                "blend",
+                str(tmp_path / "a.csv"),
+                str(run),
+                "--test",
+                str(tmp_path / "test.csv"),
+                "--weights",
+                "1",
+                "3",
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    np.testing.assert_allclose(pd.read_csv(out)["rule_violation"], [0.25, 0.75, 0.0, 1.0])
+    assert main(["blend", str(tmp_path / "a.csv"), "--output", str(out)]) == 2  # no --test
+
+
+def test_blend_oof_reports_each_and_blend(tmp_path):
+    base = pd.DataFrame({"rule": ["a"] * 4, "text": list("wxyz"), "label": [1, 1, 0, 0], "fold": 0})
+    base.assign(prediction=[0.9, 0.2, 0.3, 0.1]).to_csv(tmp_path / "m1.csv", index=False)  # AUC .75
+    base.assign(prediction=[0.1, 0.9, 0.2, 0.3]).sample(frac=1, random_state=0).to_csv(tmp_path / "m2.csv", index=False)
+    out, scores = blend_oof([tmp_path / "m1.csv", tmp_path / "m2.csv"], None)
+    assert scores[str(tmp_path / "m1.csv")] == pytest.approx(0.75)
+    assert scores[str(tmp_path / "m2.csv")] == pytest.approx(0.5)
+    # within-rule ranks: m1 (1, 1/3, 2/3, 0), m2 (0, 1, 1/3, 2/3) -> blend (.5, .667, .5, .333):
+    # positives {.5, .667} vs negatives {.5, .333}: 3 wins + 1 tie of 4 pairs
+    assert scores["blend"] == pytest.approx(0.875)
+    assert out["prediction"].round(3).tolist() == [0.5, 0.667, 0.5, 0.333]
