@@ -47,22 +47,33 @@ def build(comp: CompetitionData, cfg: Config) -> Processed:
             "positives": int(rows["label"].sum()),
             "test_rows_by_rule": test["rule"].value_counts().to_dict(),
             "test_rules_unseen_in_train": sorted(set(test["rule"]) - set(comp.train["rule"].str.strip())),
+            "test_rows_with_empty_body": int((test["text"] == "").sum()),  # scored anyway (see data.py)
         },
     }
     return Processed(rows, test, comp.sample_submission, manifest)
 
 
 def save(p: Processed, out_dir: Path) -> Path:
+    """Write the folder; manifest.json goes last, so its presence means every other file is complete."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    # A rebuild over an old folder: drop the old manifest first, or a crash halfway would leave new
+    # parquet files under an old manifest, a folder that looks complete and is not.
+    (out_dir / "manifest.json").unlink(missing_ok=True)
     for name, df in (("train", p.train), ("test", p.test)):
         tmp = out_dir / f".{name}.parquet.tmp"
-        df.to_parquet(tmp, index=False)
-        tmp.replace(out_dir / f"{name}.parquet")
+        try:
+            df.to_parquet(tmp, index=False)
+            tmp.replace(out_dir / f"{name}.parquet")
+        finally:
+            tmp.unlink(missing_ok=True)
     write_atomic_csv(p.sample_submission, out_dir / "sample_submission.csv")
     tmp = out_dir / ".manifest.json.tmp"
-    tmp.write_text(json.dumps(p.manifest, indent=2, default=str), encoding="utf-8")
-    tmp.replace(out_dir / "manifest.json")  # written last: its presence means the folder is complete
+    try:
+        tmp.write_text(json.dumps(p.manifest, indent=2, default=str), encoding="utf-8")
+        tmp.replace(out_dir / "manifest.json")
+    finally:
+        tmp.unlink(missing_ok=True)
     return out_dir
 
 

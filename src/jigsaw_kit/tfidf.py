@@ -34,7 +34,17 @@ class TfidfRuleModel:
             self.char = TfidfVectorizer(
                 analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, max_features=self.cfg.tfidf_max_features
             )
-            return hstack([self.word.fit_transform(texts), self.char.fit_transform(texts)]).tocsr()
+            char = self.char.fit_transform(texts)
+            try:
+                return hstack([self.word.fit_transform(texts), char]).tocsr()
+            except ValueError:
+                # No text has a word of 2+ letters (only emoji, punctuation, 1-letter words): sklearn
+                # refuses an empty vocabulary. Character n-grams always exist for non-empty text.
+                log.warning("no word features in the training texts: TF-IDF uses character n-grams only.")
+                self.word = None
+                return char.tocsr()
+        if getattr(self, "word", None) is None:
+            return self.char.transform(texts).tocsr()
         return hstack([self.word.transform(texts), self.char.transform(texts)]).tocsr()
 
     def _lr(self) -> LogisticRegression:
