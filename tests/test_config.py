@@ -40,3 +40,106 @@ def test_bad_values_and_names():
         load_config("nope")
     with pytest.raises(KitError, match="key=value"):
         parse_overrides(["epochs"])
+
+
+# --- checkpoints that cannot work: tiny random models saved to tmp (no download, seconds) ---------------
+
+TINY_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "no", "spam", "rule", "buy", "legal", "advice", "the", "a"]
+
+
+def _tiny_checkpoint(d, config, weights: bool = True):
+    """config.json (+ random weights) + a WordPiece tokenizer built from a hand-written vocab.txt."""
+    from transformers import AutoModel, BertTokenizer
+
+    d.mkdir(parents=True)
+    (d / "vocab.txt").write_text("\n".join(TINY_VOCAB) + "\n", encoding="utf-8")
+    BertTokenizer(vocab_file=str(d / "vocab.txt")).save_pretrained(str(d))
+    config.save_pretrained(str(d))
+    if weights:
+        AutoModel.from_config(config).save_pretrained(str(d))
+    return d
+
+
+def _tiny_bert(**kw):
+    from transformers import BertConfig
+
+    args = dict(vocab_size=len(TINY_VOCAB), hidden_size=16, num_hidden_layers=1, num_attention_heads=2)
+    return BertConfig(**{**args, "intermediate_size": 32, "max_position_embeddings": 64, **kw})
+
+
+def _run_tiny(tmp_path, model, *extra):
+    from jigsaw_kit.cli import main
+
+    from .conftest import SAMPLE
+
+    out = tmp_path / "out"
+    args = ["run", "--data-dir", str(SAMPLE), "--model", str(model), "--max-steps", "1", "--set", "max_length=32"]
+    return main([*args, *extra, "--output", str(out / "s.csv"), "--run-dir", str(out / "run")])
+
+
+def test_tiny_checkpoint_trains_and_predicts(tmp_path):
+    # The control for the refusals below: the same kind of folder, complete, does work.
+    assert _run_tiny(tmp_path, _tiny_checkpoint(tmp_path / "bert", _tiny_bert())) == 0
+    assert (tmp_path / "out" / "s.csv").is_file()
+
+
+def test_checkpoint_without_weights(tmp_path, capsys):
+    assert _run_tiny(tmp_path, _tiny_checkpoint(tmp_path / "bert", _tiny_bert(), weights=False)) == 2
+    assert "lacks weights" in capsys.readouterr().err
+
+
+def test_checkpoint_that_cannot_be_a_sequence_classifier(tmp_path, capsys):
+    from transformers import ViTConfig
+
+    vit = ViTConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, image_size=8)
+    assert _run_tiny(tmp_path, _tiny_checkpoint(tmp_path / "vit", vit)) == 2
+    err = capsys.readouterr().err
+    assert "cannot load" in err and "sequence classifier" in err and "Traceback" not in err
+
+
+def test_checkpoint_with_unknown_model_type(tmp_path, capsys):
+    import json
+
+    d = _tiny_checkpoint(tmp_path / "bert", _tiny_bert())
+    cfg = json.loads((d / "config.json").read_text())
+    (d / "config.json").write_text(json.dumps({**cfg, "model_type": "not-a-model"}))
+    assert _run_tiny(tmp_path, d) == 2
+    err = capsys.readouterr().err
+    assert str(d) in err and "Traceback" not in err
+
+
+def test_max_length_beyond_the_checkpoint(tmp_path, capsys):
+    # No model_max_length in the tokenizer: the position table (64) is the limit.
+    assert _run_tiny(tmp_path, _tiny_checkpoint(tmp_path / "bert", _tiny_bert()), "--set", "max_length=128") == 2
+    assert "max_length 128 exceeds" in (err := capsys.readouterr().err) and "max_position_embeddings" in err
+
+
+def test_max_length_beyond_the_tokenizer_limit(monkeypatch, capsys):
+    from jigsaw_kit.checkpoints import load_tokenizer, resolve_model
+    from jigsaw_kit.train import check_max_length
+
+    from .conftest import ROOT
+
+    monkeypatch.setenv("JIGSAW_KIT_WEIGHTS", str(ROOT / "weights"))
+    cfg = load_config("cpu-minilm", {"max_length": "1024"})
+    path = resolve_model(cfg.model)
+    with pytest.raises(KitError, match=r"max_length 1024 exceeds .*\(512, model_max_length.*--set max_length=512"):
+        check_max_length(cfg, path, load_tokenizer(path))
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("epochs: [1, 2]\n", "'epochs' must be of type float"),
+        ("use_test_examples: maybe\n", "'use_test_examples' must be of type bool"),
+        ("max_steps: 2.5\n", "'max_steps' must be of type int"),
+        ("- just\n- a list\n", "must hold a mapping"),
+        ("epochs: [unclosed\n", "not valid YAML"),
+        ("save_steps: two\n", "'save_steps' must be of type int"),
+    ],
+)
+def test_wrong_types_and_shapes(tmp_path, text, match):
+    p = tmp_path / "c.yaml"
+    p.write_text(text)
+    with pytest.raises(KitError, match=match):
+        load_config(str(p))

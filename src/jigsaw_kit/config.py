@@ -19,6 +19,7 @@ from .errors import KitError
 
 METHODS = ("transformer", "tfidf-lr")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+HEADS = ("auto", "seq-cls", "yes-no")
 
 
 @dataclass
@@ -51,6 +52,15 @@ class Config:
     tfidf_max_features: int = 50000
     tfidf_c: float = 4.0
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes; never read by code
+    # backbone head and adapters (models.py, docs/models.md)
+    head: str = "auto"  # auto | seq-cls | yes-no; encoders are always seq-cls, see models.resolve_head
+    lora_r: int = 0  # LoRA rank; 0 = full fine-tuning
+    lora_alpha: int = 32  # LoRA scale is lora_alpha / lora_r
+    lora_dropout: float = 0.05
+    # LoRA on these linear layers of the backbone (last name component, e.g. q_proj), or all-linear
+    lora_target_modules: list[str] = field(default_factory=lambda: ["all-linear"])
+    load_in_4bit: bool = False  # QLoRA: frozen NF4 base (bitsandbytes, CUDA only); needs lora_r > 0
+    gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~30% slower
 
     def validate(self) -> None:
         if self.method not in METHODS:
@@ -69,6 +79,33 @@ class Config:
         if self.template not in TEMPLATES:
             raise KitError(
                 f"config '{self.name}': unknown template {self.template!r}; choose one of {sorted(TEMPLATES)}."
+            )
+        self._validate_backbone()
+
+    def _validate_backbone(self) -> None:
+        from .templates import ANSWER_SLOTS
+
+        if self.head not in HEADS:
+            raise KitError(f"config '{self.name}': head must be one of {HEADS}, got {self.head!r}.")
+        if self.head == "yes-no" and self.template not in ANSWER_SLOTS:
+            raise KitError(
+                f"config '{self.name}': head yes-no needs a template that ends in an answer slot; "
+                f"template {self.template!r} has none. Choose one of {sorted(ANSWER_SLOTS)}."
+            )
+        if self.lora_r < 0:
+            raise KitError(f"config '{self.name}': lora_r must be >= 0 (0 = no LoRA), got {self.lora_r}.")
+        if self.lora_r > 0 and self.lora_alpha <= 0:
+            raise KitError(f"config '{self.name}': lora_alpha must be > 0, got {self.lora_alpha}.")
+        if not 0 <= self.lora_dropout < 1:
+            raise KitError(f"config '{self.name}': lora_dropout must be in [0, 1), got {self.lora_dropout}.")
+        if "all-linear" in self.lora_target_modules and len(self.lora_target_modules) > 1:
+            raise KitError(
+                f"config '{self.name}': lora_target_modules is either [all-linear] or a list of layer names, "
+                f"got {self.lora_target_modules}."
+            )
+        if self.load_in_4bit and self.lora_r <= 0:
+            raise KitError(
+                f"config '{self.name}': load_in_4bit (QLoRA) trains adapters on a frozen 4-bit base; set lora_r > 0."
             )
 
     def to_dict(self) -> dict[str, Any]:
@@ -125,6 +162,14 @@ def _coerce(key: str, value: Any, typ: Any, source: str) -> Any:
     elif typ is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
+    elif typ == list[str]:
+        # a YAML list of names, or one comma-separated string (what `--set key=a,b` gives)
+        items = value.split(",") if isinstance(value, str) else value
+        if isinstance(items, (list, tuple)) and items and all(isinstance(v, str) and v.strip() for v in items):
+            return [v.strip() for v in items]
+        raise KitError(
+            f"{source}: '{key}' must be a non-empty list of names (or a comma-separated string), got {value!r}."
+        )
     else:  # dict
         if isinstance(value, dict):
             return value
@@ -138,7 +183,8 @@ def _apply(cfg: Config, values: dict[str, Any], source: str) -> Config:
     if unknown:
         raise KitError(f"{source}: unknown key(s) {unknown}. Known keys: {', '.join(sorted(known))}.")
     typed = {
-        k: _coerce(k, v, hints[k] if hints[k] in (bool, int, float, str) else dict, source) for k, v in values.items()
+        k: _coerce(k, v, hints[k] if hints[k] in (bool, int, float, str, list[str]) else dict, source)
+        for k, v in values.items()
     }
     return dataclasses.replace(cfg, **typed)
 

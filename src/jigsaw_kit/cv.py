@@ -126,6 +126,18 @@ def _json_default(o: Any) -> Any:
     return str(o)
 
 
+def _write_provenance(out_dir: Path, cfg: Config, comp: Any, scheme: str, folds: int) -> None:
+    """What a CV score came from, as for a training run: resolved config, library versions, data hashes."""
+    from .config import save_config
+    from .train import _atomic_path, _write_json, versions
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _atomic_path(out_dir / "config.yaml", lambda t: save_config(cfg, t))
+    _write_json(out_dir / "versions.json", versions())
+    manifest = {"data_dir": str(comp.data_dir), "hashes": comp.hashes, "scheme": scheme, "folds": folds}
+    _write_json(out_dir / "data_manifest.json", manifest)
+
+
 def cmd_cv(args: argparse.Namespace) -> int:
     from .cli import _check_writable, _config
     from .data import load_competition
@@ -137,6 +149,7 @@ def cmd_cv(args: argparse.Namespace) -> int:
     report_dir = Path(args.output_dir) if args.output_dir else default_root
     _check_writable(out_dir, "--output-dir")
     comp = load_competition(args.data_dir)
+    _write_provenance(out_dir, cfg, comp, args.scheme, args.folds)
     oof, metrics, histories = run_cv(cfg, comp.train, comp.test, args.scheme, args.folds, out_dir, args.keep_models)
     report = write_cv(out_dir, report_dir, oof, metrics, histories)
     print(console_table(metrics))
