@@ -52,6 +52,11 @@ def _check_writable(path: Path, what: str) -> None:
     probe = d
     while not probe.exists():
         probe = probe.parent
+    if not probe.is_dir():
+        # os.access says yes for a file, but no folder can ever be created under one.
+        raise KitError(f"{what} {path}: {probe} is a file, not a folder. Choose another location.")
+    if what == "--output" and path.is_dir():
+        raise KitError(f"--output {path} is a folder; give a file name, e.g. {path / 'submission.csv'}.")
     if not os.access(probe, os.W_OK):
         raise KitError(f"{what} {path}: folder {probe} is not writable. Choose another location.")
 
@@ -99,9 +104,18 @@ def _print_build(p) -> None:
         )
 
 
-def _train(cfg, processed, run_dir: Path):
-    from .train import train
+def _train(cfg, processed, run_dir: Path, resume: bool = False, processed_dir: Path | None = None):
+    from .train import latest_checkpoint, train
 
+    ckpt = latest_checkpoint(run_dir)
+    if ckpt is not None and not resume:
+        # Starting over would delete hours of training: make the user say which they want.
+        where = processed_dir or run_dir / "processed"
+        raise KitError(
+            f"{run_dir} holds a checkpoint of an unfinished run ({ckpt.name}). Continue it with "
+            f"`jigsaw-kit train --resume --processed {where} --run-dir {run_dir}` (same --config/--set), "
+            f"or start over: delete {ckpt.parent} or choose another --run-dir."
+        )
     log.info(
         "training %s (%s) on %d rows -> %s",
         cfg.name,
@@ -109,9 +123,25 @@ def _train(cfg, processed, run_dir: Path):
         len(processed.train),
         run_dir,
     )
-    result = train(cfg, processed.train, run_dir, manifest=processed.manifest)
+    result = train(cfg, processed.train, run_dir, manifest=processed.manifest, resume=resume)
+    print(_train_table(result))
     print(f"train: {result.rows} rows, {result.train_time_s:.1f}s, {result.rows_per_s:.1f} rows/s -> {run_dir}")
     return result
+
+
+def _train_table(result) -> str:
+    """The compact table printed at the end of every train run."""
+    losses = [(h["step"], h["loss"]) for h in result.log_history if "loss" in h]
+    steps = max((h.get("step", 0) for h in result.log_history), default=0)
+    lines = ["metric          value", f"rows            {result.rows}"]
+    if steps:
+        lines.append(f"steps           {steps}")
+    if losses:
+        lines.append(f"loss first      {losses[0][1]:.4f}  (step {losses[0][0]})")
+        lines.append(f"loss last       {losses[-1][1]:.4f}  (step {losses[-1][0]})")
+    lines.append(f"train time      {result.train_time_s:.1f} s")
+    lines.append(f"rows/s          {result.rows_per_s:.1f}")
+    return "\n".join(lines)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -122,7 +152,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     _check_writable(run_dir, "--run-dir")
     processed = dataset.load(Path(args.processed))
     dataset.check_template(processed, cfg)
-    _train(cfg, processed, run_dir)
+    _train(cfg, processed, run_dir, resume=args.resume, processed_dir=Path(args.processed))
     return 0
 
 
@@ -135,6 +165,8 @@ def _predict_and_write(cfg, processed, run_dir: Path, output: Path) -> None:
     dt = time.perf_counter() - t0
     sub = make_submission(processed.test["row_id"], preds, processed.sample_submission)
     write_atomic_csv(sub, output)
+    if output.resolve() != (run_dir / "submission.csv").resolve():
+        write_atomic_csv(sub, run_dir / "submission.csv")  # so `jigsaw-kit blend` can take run dirs
     v = sub["rule_violation"]
     print(
         f"predict: {len(sub)} rows in {dt:.1f}s ({len(sub) / max(dt, 1e-9):.0f} rows/s); "
@@ -199,6 +231,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="fine-tune (or fit the baseline) on a processed dataset")
     p.add_argument("--processed", default="data/processed", help="folder written by build")
     p.add_argument("--run-dir", help="default runs/<config name>")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted run from its latest checkpoint in <run-dir>/checkpoints (needs save_steps > 0)",
+    )
     _add_config_args(p)
     p.set_defaults(func=cmd_train)
 
@@ -219,6 +256,15 @@ def build_parser() -> argparse.ArgumentParser:
     from .cv import add_cv_parser  # keeps cv's options next to its code
 
     add_cv_parser(sub)
+    from .bench import add_bench_parser  # kit vs naive throughput + Kaggle projection, next to its code
+
+    add_bench_parser(sub)
+    from .kaggle import add_kaggle_parser  # bundle + kaggle-plan, next to the Kaggle code
+
+    add_kaggle_parser(sub)
+    from .blend import add_blend_parser
+
+    add_blend_parser(sub)
     return parser
 
 
