@@ -46,6 +46,7 @@ def test_cv_minilm_writes_oof_metrics_and_report(tmp_path, no_network, capsys):
     assert 0 <= metrics["mean_rule_auc"] <= 1 and len(metrics["folds"]) == 2
     assert set(metrics["std"]) >= {"mean_rule_auc", "pooled_auc", "log_loss", "accuracy", "f1"}
     report = (out / "report.md").read_text()
+    assert "| fold |" in report and "±" in report  # per-fold table and mean ± std
     for fig in ("roc_per_rule.png", "confusion_matrix.png", "loss_curves.png", "score_hist.png"):
         assert (out / fig).stat().st_size > 1000 and fig in report
     text = capsys.readouterr().out

@@ -92,6 +92,13 @@ def test_write_report_full(tmp_path: Path) -> None:
         assert len(row.replace("\\|", "").split("|")) == 6, row
 
 
+def test_cv_dict_with_headline_key_keeps_its_folds(tmp_path: Path) -> None:
+    # cv.run_cv puts the headline under a top-level "mean_rule_auc" too: still a CV dict, not a single run.
+    oof = _oof()
+    md = write_report(tmp_path, oof, {**_cv_metrics(oof), "mean_rule_auc": 0.5}).read_text(encoding="utf-8")
+    assert "| fold |" in md and "±" in md
+
+
 def test_long_text_is_truncated(tmp_path: Path) -> None:
     oof = _oof()
     oof.loc[0, "text"] = "x" * 1000

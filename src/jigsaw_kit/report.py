@@ -73,7 +73,7 @@ def _mpl_text(text: str) -> str:
 def _normalize_metrics(metrics: dict | None) -> dict[str, Any]:
     """Accept both a cross-validation dict and a bare summarize() dict from a single run."""
     metrics = dict(metrics or {})
-    if "mean_rule_auc" in metrics:  # a single summarize() dict
+    if "mean_rule_auc" in metrics and "folds" not in metrics:  # a single summarize() dict (a CV dict has folds)
         return {"overall": metrics, "folds": [], "mean": None, "std": None}
     folds = [f for f in (metrics.get("folds") or []) if isinstance(f, dict)]
     mean, std = metrics.get("mean"), metrics.get("std")
