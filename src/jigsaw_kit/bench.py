@@ -176,12 +176,11 @@ def measure_training(
         PrinterCallback,
         Trainer,
         TrainerCallback,
-        TrainingArguments,
         set_seed,
     )
 
     from .checkpoints import load_classifier
-    from .train import resolve_precision, tokenize_rows
+    from .train import resolve_precision, tokenize_rows, training_arguments
 
     max_length = NAIVE_MAX_LENGTH if naive else cfg.max_length
     dataset = tokenize_rows(tokenizer, rows, max_length, with_labels=True)
@@ -211,25 +210,16 @@ def measure_training(
 
     out_dir = Path(tempfile.mkdtemp(prefix="jigsaw-bench-"))
     try:
-        # Mirrors train._train_transformer's TrainingArguments; only the naive recipe's order differs.
-        args = TrainingArguments(
-            output_dir=str(out_dir),
+        # The kit's own TrainingArguments (train.training_arguments); only the naive recipe's order differs.
+        args = training_arguments(
+            cfg,
+            out_dir,
+            precision,
+            use_cpu=device == "cpu",
             max_steps=steps,
-            learning_rate=cfg.learning_rate,
-            per_device_train_batch_size=cfg.batch_size,
-            gradient_accumulation_steps=cfg.grad_accum,
-            warmup_steps=cfg.warmup_ratio,
-            weight_decay=cfg.weight_decay,
-            seed=cfg.seed,
-            data_seed=cfg.seed,
-            fp16=precision == "fp16",
-            bf16=precision == "bf16",
             logging_steps=max(steps, 1),
             save_strategy="no",
-            report_to="none",
             train_sampling_strategy="random" if naive else "group_by_length",
-            dataloader_num_workers=0,
-            use_cpu=device == "cpu",
             disable_tqdm=True,
         )
         trainer = Trainer(

@@ -344,9 +344,7 @@ def lora_targets(model: Any, requested: list[str]) -> tuple[list[str], list[str]
     from transformers.pytorch_utils import Conv1D
 
     prefix = _backbone_prefix(model)
-    linear = [
-        n for n, m in model.named_modules() if n.startswith(prefix + ".") and isinstance(m, (nn.Linear, Conv1D))
-    ]
+    linear = [n for n, m in model.named_modules() if n.startswith(prefix + ".") and isinstance(m, (nn.Linear, Conv1D))]
     if requested == ["all-linear"]:
         targets = linear
     else:

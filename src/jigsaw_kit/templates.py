@@ -68,9 +68,7 @@ class AnswerSlot:
     no: str = "No"
 
 
-_SYSTEM = (
-    "You are a Reddit moderator. Decide whether a comment breaks a subreddit rule. Answer with Yes or No."
-)
+_SYSTEM = "You are a Reddit moderator. Decide whether a comment breaks a subreddit rule. Answer with Yes or No."
 _QUESTION = "Does the comment break the rule?"
 
 
@@ -103,9 +101,7 @@ ANSWER_SLOTS: dict[str, AnswerSlot] = {
     "yes-no-chatml": AnswerSlot(f"\n\n{_QUESTION}<|im_end|>\n<|im_start|>assistant\n"),
     # Qwen3's chat template opens the answer of a non-thinking turn with an empty think block.
     "yes-no-qwen3": AnswerSlot(f"\n\n{_QUESTION}<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"),
-    "yes-no-llama3": AnswerSlot(
-        f"\n\n{_QUESTION}<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
-    ),
+    "yes-no-llama3": AnswerSlot(f"\n\n{_QUESTION}<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"),
     "yes-no-gemma": AnswerSlot(f"\n\n{_QUESTION}<end_of_turn>\n<start_of_turn>model\n"),
 }
 

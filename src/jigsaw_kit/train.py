@@ -247,24 +247,12 @@ def check_max_length(cfg: Config, model_path: Path, tokenizer) -> None:
         )
 
 
-def _train_transformer(
-    cfg: Config, rows: pd.DataFrame, run_dir: Path, resume_from: Path | None = None
-) -> list[dict[str, Any]]:
-    import torch
-    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
+def training_arguments(cfg: Config, output_dir: Path, precision: str, use_cpu: bool, **changes: Any):
+    """The kit's TrainingArguments for a config; `changes` override single fields (the bench's naive recipe)."""
+    from transformers import TrainingArguments
 
-    set_seed(cfg.seed)
-    model_path = resolve_model(cfg.model)
-    tokenizer = load_tokenizer(model_path)
-    check_max_length(cfg, model_path, tokenizer)
-    model = models.load_for_training(cfg, model_path, tokenizer)
-    if model.config.pad_token_id is None and tokenizer.pad_token_id is not None:
-        model.config.pad_token_id = tokenizer.pad_token_id
-    dataset = tokenize_rows(tokenizer, rows, cfg.max_length, with_labels=True)
-    precision = resolve_precision(cfg)
-    ckpt_dir = run_dir / CHECKPOINTS
-    args = TrainingArguments(
-        output_dir=str(ckpt_dir),
+    kwargs: dict[str, Any] = dict(
+        output_dir=str(output_dir),
         num_train_epochs=cfg.epochs,
         max_steps=cfg.max_steps,
         learning_rate=cfg.learning_rate,
@@ -283,10 +271,31 @@ def _train_transformer(
         report_to="none",
         train_sampling_strategy="group_by_length",  # little padding per batch: the big CPU/GPU win
         dataloader_num_workers=0,
-        use_cpu=not torch.cuda.is_available(),
+        use_cpu=use_cpu,
         # every parameter gets a gradient each step; finding unused ones costs a graph walk per step
         ddp_find_unused_parameters=False,
     )
+    kwargs.update(changes)
+    return TrainingArguments(**kwargs)
+
+
+def _train_transformer(
+    cfg: Config, rows: pd.DataFrame, run_dir: Path, resume_from: Path | None = None
+) -> list[dict[str, Any]]:
+    import torch
+    from transformers import DataCollatorWithPadding, Trainer, set_seed
+
+    set_seed(cfg.seed)
+    model_path = resolve_model(cfg.model)
+    tokenizer = load_tokenizer(model_path)
+    check_max_length(cfg, model_path, tokenizer)
+    model = models.load_for_training(cfg, model_path, tokenizer)
+    if model.config.pad_token_id is None and tokenizer.pad_token_id is not None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    dataset = tokenize_rows(tokenizer, rows, cfg.max_length, with_labels=True)
+    precision = resolve_precision(cfg)
+    ckpt_dir = run_dir / CHECKPOINTS
+    args = training_arguments(cfg, ckpt_dir, precision, use_cpu=not torch.cuda.is_available())
     collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if torch.cuda.is_available() else None)
     trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=collator, processing_class=tokenizer)
     if resume_from is not None:
