@@ -6,6 +6,8 @@ from jigsaw_kit.blend import blend, blend_oof, blend_submissions, rank_within_ru
 from jigsaw_kit.cli import main
 from jigsaw_kit.errors import KitError
 
+from .conftest import make_test
+
 
 def test_rank_within_rule_known_values():
     rules = ["a", "a", "a", "b", "b"]
@@ -24,28 +26,7 @@ def test_blend_uses_ranks_not_scales():
 
 
 def test_blend_submissions_and_cli(tmp_path):
-    test = pd.DataFrame({"row_id": [10, 11, 12, 13], "rule": ["a", "a", "b", "b"]})
-    for c in [
-        "body",
-        "subreddit",
-        "positive_example_1",
-        "positive_example_2",
-        "negative_example_1",
-        "negative_example_2",
-    ]:
-        test[c] = "x"
-    test = test[
-        [
-            "row_id",
-            "body",
-            "rule",
-            "subreddit",
-            "positive_example_1",
-            "positive_example_2",
-            "negative_example_1",
-            "negative_example_2",
-        ]
-    ]
+    test = make_test([(i, "x", rule, "x", "x", "x", "x") for i, rule in zip([10, 11, 12, 13], "aabb")])
     test.to_csv(tmp_path / "test.csv", index=False)
     pd.DataFrame({"row_id": [13, 12, 11, 10], "rule_violation": [0.9, 0.1, 0.2, 0.3]}).to_csv(
         tmp_path / "a.csv", index=False
