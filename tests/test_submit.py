@@ -2,8 +2,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from jigsaw_kit.atomic import write_csv
 from jigsaw_kit.errors import KitError
-from jigsaw_kit.submit import make_submission, write_atomic_csv
+from jigsaw_kit.submit import make_submission
 
 
 def test_submission_follows_sample_order():
@@ -28,7 +29,7 @@ def test_rejects_missing_rows():
 
 def test_atomic_write_leaves_old_file_on_failure(tmp_path):
     path = tmp_path / "submission.csv"
-    write_atomic_csv(pd.DataFrame({"a": [1]}), path)
+    write_csv(pd.DataFrame({"a": [1]}), path)
 
     class Boom:
         columns = ["a"]
@@ -38,6 +39,6 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path):
             raise RuntimeError("crash mid-write")
 
     with pytest.raises(RuntimeError):
-        write_atomic_csv(Boom(), path)
+        write_csv(Boom(), path)
     assert path.read_text() == "a\n1\n"
     assert list(tmp_path.iterdir()) == [path]

@@ -50,7 +50,6 @@ Kaggle 2x T4 (one process per GPU; the Trainer runs DDP, predict shards the batc
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import resource
@@ -64,6 +63,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .atomic import write_json
 from .errors import KitError
 
 log = logging.getLogger(__name__)
@@ -424,9 +424,7 @@ def run_bench(
         "infer_naive": naive_inf,
         "bench_seconds": time.perf_counter() - t_start,
     }
-    tmp = output_dir / ".bench.json.tmp"
-    tmp.write_text(json.dumps(result, indent=2, default=float), encoding="utf-8")
-    tmp.replace(output_dir / "bench.json")
+    write_json(output_dir / "bench.json", result)
     return result
 
 

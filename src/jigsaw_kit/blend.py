@@ -98,7 +98,8 @@ def blend_oof(paths: list[Path], weights: list[float] | None) -> tuple[pd.DataFr
 
 
 def cmd_blend(args: argparse.Namespace) -> int:
-    from .submit import check_submission, write_atomic_csv
+    from .atomic import write_csv
+    from .submit import check_submission
 
     paths = [Path(p) for p in args.inputs]
     if args.oof:
@@ -106,7 +107,7 @@ def cmd_blend(args: argparse.Namespace) -> int:
         for name, s in scores.items():
             print(f"{s:.4f}  mean_rule_auc  {name}")
         if args.output:
-            write_atomic_csv(out, Path(args.output))
+            write_csv(out, Path(args.output))
             print(f"wrote {args.output}")
         return 0
     if not args.test:
@@ -116,7 +117,7 @@ def cmd_blend(args: argparse.Namespace) -> int:
     test = validate_test(_read_csv(Path(args.test)), Path(args.test))
     sub = blend_submissions(paths, test, args.weights)
     check_submission(sub, test[["row_id"]])
-    write_atomic_csv(sub, Path(args.output or "submission.csv"))
+    write_csv(sub, Path(args.output or "submission.csv"))
     print(f"blended {len(paths)} inputs (weights {args.weights or 'equal'}) -> {args.output or 'submission.csv'}")
     return 0
 

@@ -157,16 +157,17 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _predict_and_write(cfg, processed, run_dir: Path, output: Path) -> None:
+    from .atomic import write_csv
     from .predict import predict
-    from .submit import make_submission, write_atomic_csv
+    from .submit import make_submission
 
     t0 = time.perf_counter()
     preds = predict(run_dir, cfg, processed.test)
     dt = time.perf_counter() - t0
     sub = make_submission(processed.test["row_id"], preds, processed.sample_submission)
-    write_atomic_csv(sub, output)
+    write_csv(sub, output)
     if output.resolve() != (run_dir / "submission.csv").resolve():
-        write_atomic_csv(sub, run_dir / "submission.csv")  # so `jigsaw-kit blend` can take run dirs
+        write_csv(sub, run_dir / "submission.csv")  # so `jigsaw-kit blend` can take run dirs
     v = sub["rule_violation"]
     print(
         f"predict: {len(sub)} rows in {dt:.1f}s ({len(sub) / max(dt, 1e-9):.0f} rows/s); "

@@ -11,7 +11,6 @@ training logs to runs/<name>/cv/ (or --output-dir), and report.md with figures t
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import shutil
 import time
@@ -108,34 +107,26 @@ def _nanstd(xs: list[float]) -> float:
 
 
 def write_cv(out_dir: Path, report_dir: Path, oof: pd.DataFrame, metrics: dict, histories: list[list[dict]]) -> Path:
+    from .atomic import write_csv, write_json
     from .report import write_report
-    from .submit import write_atomic_csv
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic_csv(oof, out_dir / "oof.csv")
-    tmp = out_dir / ".metrics.json.tmp"
-    tmp.write_text(json.dumps(metrics, indent=2, default=_json_default), encoding="utf-8")
-    tmp.replace(out_dir / "metrics.json")
+    write_csv(oof, out_dir / "oof.csv")
+    write_json(out_dir / "metrics.json", metrics)
     title = f"jigsaw-kit CV: {metrics['config']} / {metrics['scheme']}"
     return write_report(report_dir, oof, metrics, histories, title=title)
 
 
-def _json_default(o: Any) -> Any:
-    if isinstance(o, (np.floating, np.integer)):
-        return o.item()
-    return str(o)
-
-
 def _write_provenance(out_dir: Path, cfg: Config, comp: Any, scheme: str, folds: int) -> None:
     """What a CV score came from, as for a training run: resolved config, library versions, data hashes."""
+    from .atomic import atomic_path, write_json
     from .config import save_config
-    from .train import _atomic_path, _write_json, versions
+    from .train import versions
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_path(out_dir / "config.yaml", lambda t: save_config(cfg, t))
-    _write_json(out_dir / "versions.json", versions())
+    atomic_path(out_dir / "config.yaml", lambda t: save_config(cfg, t))
+    write_json(out_dir / "versions.json", versions())
     manifest = {"data_dir": str(comp.data_dir), "hashes": comp.hashes, "scheme": scheme, "folds": folds}
-    _write_json(out_dir / "data_manifest.json", manifest)
+    write_json(out_dir / "data_manifest.json", manifest)
 
 
 def cmd_cv(args: argparse.Namespace) -> int:

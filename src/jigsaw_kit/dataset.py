@@ -13,11 +13,11 @@ from typing import Any
 
 import pandas as pd
 
+from .atomic import atomic_path, write_csv, write_json
 from .config import Config
 from .data import CompetitionData
 from .errors import KitError
 from .prep import apply_template, rows_to_predict, training_rows
-from .submit import write_atomic_csv
 
 
 @dataclass
@@ -61,19 +61,9 @@ def save(p: Processed, out_dir: Path) -> Path:
     # parquet files under an old manifest, a folder that looks complete and is not.
     (out_dir / "manifest.json").unlink(missing_ok=True)
     for name, df in (("train", p.train), ("test", p.test)):
-        tmp = out_dir / f".{name}.parquet.tmp"
-        try:
-            df.to_parquet(tmp, index=False)
-            tmp.replace(out_dir / f"{name}.parquet")
-        finally:
-            tmp.unlink(missing_ok=True)
-    write_atomic_csv(p.sample_submission, out_dir / "sample_submission.csv")
-    tmp = out_dir / ".manifest.json.tmp"
-    try:
-        tmp.write_text(json.dumps(p.manifest, indent=2, default=str), encoding="utf-8")
-        tmp.replace(out_dir / "manifest.json")
-    finally:
-        tmp.unlink(missing_ok=True)
+        atomic_path(out_dir / f"{name}.parquet", lambda t, df=df: df.to_parquet(t, index=False))
+    write_csv(p.sample_submission, out_dir / "sample_submission.csv")
+    write_json(out_dir / "manifest.json", p.manifest)
     return out_dir
 
 

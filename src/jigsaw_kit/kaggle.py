@@ -918,14 +918,15 @@ def train_final(cfg: Config, processed: Processed, settings: NotebookSettings, p
 
 
 def predict_and_submit(cfg: Config, processed: Processed, run_dir: Path, settings: NotebookSettings) -> Path:
+    from .atomic import write_csv
     from .predict import predict
-    from .submit import make_submission, write_atomic_csv
+    from .submit import make_submission
 
     t = time.perf_counter()
     preds = predict(run_dir, cfg, processed.test)
     dt = time.perf_counter() - t
     sub = make_submission(processed.test["row_id"], preds, processed.sample_submission)
-    write_atomic_csv(sub, settings.submission)
+    write_csv(sub, settings.submission)
     v = sub["rule_violation"]
     print(
         f"predict: {len(sub):,} rows in {hms(dt)}; rule_violation min {v.min():.3f} mean {v.mean():.3f} "

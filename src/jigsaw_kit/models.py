@@ -37,6 +37,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .atomic import write_json
 from .checkpoints import resolve_model, set_offline
 from .config import Config
 from .errors import KitError
@@ -464,9 +465,7 @@ def save_trained(model: Any, out_dir: Path) -> None:
         (out_dir / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True), encoding="utf-8")
     else:
         lm.save_pretrained(str(out_dir))
-    tmp = out_dir / (HEAD_FILE + ".tmp")
-    tmp.write_text(json.dumps(meta, indent=2), encoding="utf-8")
-    tmp.replace(out_dir / HEAD_FILE)
+    write_json(out_dir / HEAD_FILE, meta)
 
 
 def read_head(model_dir: Path) -> dict[str, Any]:

@@ -6,10 +6,6 @@ half-written submission that looks complete.
 
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
@@ -43,18 +39,3 @@ def check_submission(sub: pd.DataFrame, sample: pd.DataFrame) -> None:
             f"submission has {int(bad.sum())} values that are not finite probabilities in [0, 1], "
             f"e.g. row_id {sub.loc[bad, 'row_id'].iloc[0]}."
         )
-
-
-def write_atomic_csv(df: pd.DataFrame, path: Path) -> Path:
-    """Write a CSV next to its destination, then rename over it (atomic on one filesystem)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            df.to_csv(f, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path

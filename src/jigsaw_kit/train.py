@@ -23,7 +23,6 @@ import logging
 import os
 import platform
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ import joblib
 import pandas as pd
 
 from . import __version__, models
+from .atomic import atomic_path, write_json
 from .checkpoints import load_tokenizer, resolve_model
 from .config import Config, save_config
 from .errors import KitError
@@ -89,21 +89,6 @@ def tokenize_rows(tokenizer, rows: pd.DataFrame, max_length: int, with_labels: b
     if with_labels:
         data["labels"] = rows["label"].astype(int).tolist()
     return Dataset.from_dict(data)
-
-
-def _atomic_path(path: Path, write) -> None:
-    """write(tmp_path) then rename over `path`. A unique temp name: DDP ranks may write the same file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    _atomic_path(path, lambda t: t.write_text(json.dumps(obj, indent=2, default=str), encoding="utf-8"))
 
 
 # Keys a resumed run may change: how long it runs and what it logs, not what it learns.
@@ -194,14 +179,14 @@ def train(
         shutil.rmtree(run_dir / CHECKPOINTS, ignore_errors=True)
     main_process = _rank() == 0  # under torchrun every rank runs this; one writes the run files
     if main_process:
-        _atomic_path(run_dir / "config.yaml", lambda t: save_config(cfg, t))
-        _write_json(run_dir / "versions.json", versions())
+        atomic_path(run_dir / "config.yaml", lambda t: save_config(cfg, t))
+        write_json(run_dir / "versions.json", versions())
         if manifest is not None:
-            _write_json(run_dir / "data_manifest.json", manifest)
+            write_json(run_dir / "data_manifest.json", manifest)
     t0 = time.perf_counter()
     if cfg.method == "tfidf-lr":
         model = TfidfRuleModel(cfg).fit(rows)
-        _atomic_path(run_dir / "tfidf.joblib", lambda t: joblib.dump(model, t))
+        atomic_path(run_dir / "tfidf.joblib", lambda t: joblib.dump(model, t))
         history: list[dict[str, Any]] = []
     else:
         history = _train_transformer(cfg, rows, run_dir, resume_from)
@@ -211,8 +196,8 @@ def train(
     result = TrainResult(run_dir, dt, len(rows), len(rows) * epochs / dt if dt > 0 else float("nan"), history)
     if not main_process:
         return result
-    _write_json(run_dir / "log_history.json", history)
-    _write_json(
+    write_json(run_dir / "log_history.json", history)
+    write_json(
         run_dir / "train_metrics.json",
         {
             "train_time_s": dt,  # of this process: a resumed run counts only its own part
@@ -303,8 +288,7 @@ def _train_transformer(
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from is not None else None)
     if trainer.is_world_process_zero():
         _save_model_atomic(trainer, tokenizer, run_dir / "model")
-        trainer.state.save_to_json(str(run_dir / ".trainer_state.json.tmp"))
-        os.replace(run_dir / ".trainer_state.json.tmp", run_dir / "trainer_state.json")
+        atomic_path(run_dir / "trainer_state.json", lambda t: trainer.state.save_to_json(str(t)))
         # Only a resume needs them, and they are several times the model's size (Kaggle's disk is small).
         shutil.rmtree(ckpt_dir, ignore_errors=True)
     return list(trainer.state.log_history)
@@ -335,8 +319,3 @@ def load_trained(run_dir: Path, cfg: Config):
     if not (p / "config.json").is_file():
         raise KitError(f"{p} holds no trained model: train first (`jigsaw-kit train --config {cfg.name}`).")
     return p
-
-
-def summarize_history(history: list[dict[str, Any]]) -> dict[str, float]:
-    losses = [h["loss"] for h in history if "loss" in h]
-    return {"first_loss": float(losses[0]), "last_loss": float(losses[-1])} if losses else {}
