@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from jigsaw_kit import metrics as M
+from jigsaw_kit.atomic import atomic_path
 from jigsaw_kit.errors import KitError
 
 THRESHOLD = 0.5
@@ -132,7 +133,7 @@ def _plot_roc(oof: pd.DataFrame, path: Path) -> None:
         ax.legend(loc="lower right", fontsize=8)
         ax.grid(alpha=0.3)
         fig.tight_layout()
-        fig.savefig(path, dpi=DPI)
+        atomic_path(path, lambda t: fig.savefig(t, dpi=DPI, format="png"))
     finally:
         plt.close(fig)
 
@@ -162,7 +163,7 @@ def _plot_confusion(oof: pd.DataFrame, path: Path) -> None:
         ax.set_yticks([0, 1], ["true 0\n(ok)", "true 1\n(violation)"])
         ax.set_title(f"confusion matrix at threshold {THRESHOLD}")
         fig.tight_layout()
-        fig.savefig(path, dpi=DPI)
+        atomic_path(path, lambda t: fig.savefig(t, dpi=DPI, format="png"))
     finally:
         plt.close(fig)
 
@@ -191,7 +192,7 @@ def _plot_loss(log_histories: list[list[dict]], path: Path) -> bool:
             ax.legend(fontsize=8)
             ax.grid(alpha=0.3)
             fig.tight_layout()
-            fig.savefig(path, dpi=DPI)
+            atomic_path(path, lambda t: fig.savefig(t, dpi=DPI, format="png"))
     finally:
         plt.close(fig)
     return drawn
@@ -217,7 +218,7 @@ def _plot_hist(oof: pd.DataFrame, path: Path) -> None:
             ax.set_visible(False)
         fig.suptitle("prediction histograms by true label")
         fig.tight_layout()
-        fig.savefig(path, dpi=DPI)
+        atomic_path(path, lambda t: fig.savefig(t, dpi=DPI, format="png"))
     finally:
         plt.close(fig)
 
@@ -347,7 +348,7 @@ def write_report(
     lines += _mistakes_table(df, top_mistakes) + [""]
 
     path = out_dir / "report.md"
-    path.write_text("\n".join(lines), encoding="utf-8")
+    atomic_path(path, lambda t: t.write_text("\n".join(lines), encoding="utf-8"))
     return path
 
 
