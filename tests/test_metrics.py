@@ -50,3 +50,12 @@ def test_summarize_threshold_metrics():
     assert s["accuracy"] == pytest.approx(0.5)
     assert s["f1"] == pytest.approx(0.5)
     assert s["n"] == 4 and np.isfinite(s["log_loss"])
+
+
+def test_summarize_ranks_raw_scores_not_clipped_ones():
+    """Scores beyond [0, 1] (rank sums) and probabilities a hair from 1 must keep their order."""
+    labels = np.array([1, 0, 1, 0])
+    s = summarize(["r"] * 4, labels, np.array([1.9, 1.5, 1.2, 0.3]))
+    assert s["mean_rule_auc"] == 0.75 and s["pooled_auc"] == 0.75
+    near_one = summarize(["r"] * 2, np.array([1, 0]), np.array([1 - 1e-9, 1 - 1e-8]))
+    assert near_one["mean_rule_auc"] == 1.0  # clipping to 1 - 1e-7 would tie them at 0.5

@@ -63,13 +63,16 @@ def roc_points(labels: Any, scores: Any) -> tuple[np.ndarray, np.ndarray]:
 def summarize(rules: Any, labels: Any, probs: Any) -> dict[str, Any]:
     """Every figure the kit reports for one set of predictions (probabilities of a violation)."""
     labels = np.asarray(labels).astype(int)
-    probs = np.clip(np.asarray(probs, dtype=float), 1e-7, 1 - 1e-7)
-    table = per_rule_auc(rules, labels, probs)
+    scores = np.asarray(probs, dtype=float)
+    # AUCs rank the raw scores: clipping would tie confident predictions (and any score outside
+    # [0, 1], such as a blend's rank sum). Only the log loss needs probabilities kept off 0 and 1.
+    table = per_rule_auc(rules, labels, scores)
+    probs = np.clip(scores, 1e-7, 1 - 1e-7)
     hard = (probs >= 0.5).astype(int)
     two_classes = len(np.unique(labels)) == 2
     return {
-        "mean_rule_auc": mean_rule_auc(rules, labels, probs),
-        "pooled_auc": pooled_auc(labels, probs),
+        "mean_rule_auc": mean_rule_auc(rules, labels, scores),
+        "pooled_auc": pooled_auc(labels, scores),
         "per_rule": {
             r["rule"]: {"n": int(r["n"]), "positives": int(r["positives"]), "auc": _none_if_nan(r["auc"])}
             for r in table.to_dict("records")
