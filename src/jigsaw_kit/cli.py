@@ -27,7 +27,7 @@ log = logging.getLogger("jigsaw_kit")
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", default="cpu-minilm", help="named config (see configs/) or a YAML path")
+    p.add_argument("--config", default="cpu-hybrid", help="named config (see configs/) or a YAML path")
     p.add_argument("--model", help="checkpoint folder or name under weights/ (overrides the config)")
     p.add_argument("--epochs", type=float, help="override epochs")
     p.add_argument("--max-steps", type=int, help="override max_steps (> 0 wins over epochs)")

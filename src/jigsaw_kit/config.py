@@ -17,7 +17,7 @@ import yaml
 
 from .errors import KitError
 
-METHODS = ("transformer", "tfidf-lr")
+METHODS = ("transformer", "tfidf-lr", "hybrid")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 HEADS = ("auto", "seq-cls", "yes-no")
 
@@ -27,7 +27,9 @@ class Config:
     """Every knob of a run. Defaults are the CPU MiniLM recipe; configs/*.yaml say why."""
 
     name: str = "cpu-minilm"
-    method: str = "transformer"  # "transformer" (fine-tune a checkpoint) or "tfidf-lr" (baseline)
+    # "transformer" (fine-tune a checkpoint), "tfidf-lr" (baseline) or "hybrid" (hybrid.py: TF-IDF +
+    # frozen-encoder embeddings, per-rule logistic regressions, exact lookup of labelled texts)
+    method: str = "transformer"
     # data
     template: str = "rule-body"
     use_test_examples: bool = True  # the test file's 2+2 examples per row are labelled training rows
@@ -51,6 +53,10 @@ class Config:
     # tf-idf baseline
     tfidf_max_features: int = 50000
     tfidf_c: float = 4.0
+    # hybrid (hybrid.py)
+    embed_c: float = 3.0  # inverse L2 strength of the per-rule logistic regression on embeddings
+    tfidf_weight: float = 0.5  # weight of the TF-IDF probability; the embedding model gets the rest
+    exact_lookup: bool = True  # a text labelled under its rule in the training rows takes that label
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes; never read by code
     # backbone head and adapters (models.py, docs/models.md)
     head: str = "auto"  # auto | seq-cls | yes-no; encoders are always seq-cls, see models.resolve_head
@@ -72,6 +78,10 @@ class Config:
                 raise KitError(f"config '{self.name}': {key} must be > 0, got {getattr(self, key)}.")
         if self.epochs <= 0 and self.max_steps <= 0:
             raise KitError(f"config '{self.name}': set epochs > 0 or max_steps > 0.")
+        if not 0 <= self.tfidf_weight <= 1:
+            raise KitError(f"config '{self.name}': tfidf_weight must be in [0, 1], got {self.tfidf_weight}.")
+        if self.embed_c <= 0 or self.tfidf_c <= 0:
+            raise KitError(f"config '{self.name}': embed_c and tfidf_c must be > 0.")
         if not 0 <= self.warmup_ratio < 1:
             raise KitError(f"config '{self.name}': warmup_ratio must be in [0, 1), got {self.warmup_ratio}.")
         from .templates import TEMPLATES  # local import: templates imports nothing from here

@@ -37,7 +37,6 @@ from . import models
 from .checkpoints import load_tokenizer
 from .config import Config
 from .errors import KitError
-from .tfidf import TfidfRuleModel
 from .train import load_trained, resolve_precision
 
 log = logging.getLogger(__name__)
@@ -313,6 +312,6 @@ def predict(run_dir: Path, cfg: Config, rows: pd.DataFrame, show_progress: bool 
     if rows.empty:
         return np.empty(0)
     trained = load_trained(run_dir, cfg)
-    if isinstance(trained, TfidfRuleModel):
+    if not isinstance(trained, Path):  # a fitted scikit-learn method (tfidf-lr, hybrid)
         return trained.predict(rows)
     return predict_transformer(trained, cfg, rows, show_progress=show_progress)

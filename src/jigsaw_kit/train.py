@@ -36,6 +36,7 @@ from .atomic import atomic_path, write_json
 from .checkpoints import load_tokenizer, resolve_model
 from .config import Config, save_config
 from .errors import KitError
+from .hybrid import HybridRuleModel
 from .tfidf import TfidfRuleModel
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,8 @@ def tokenize_rows(tokenizer, rows: pd.DataFrame, max_length: int, with_labels: b
 # Keys a resumed run may change: how long it runs and what it logs, not what it learns.
 RESUMABLE_CHANGES = {"name", "epochs", "max_steps", "save_steps", "logging_steps", "predict_token_budget", "extra"}
 CHECKPOINTS = "checkpoints"
+# methods fitted in seconds by scikit-learn, saved whole with joblib in the run dir
+FITTED_FILES = {"tfidf-lr": "tfidf.joblib", "hybrid": "hybrid.joblib"}
 
 
 def _checkpoint_complete(ckpt: Path) -> bool:
@@ -184,9 +187,9 @@ def train(
         if manifest is not None:
             write_json(run_dir / "data_manifest.json", manifest)
     t0 = time.perf_counter()
-    if cfg.method == "tfidf-lr":
-        model = TfidfRuleModel(cfg).fit(rows)
-        atomic_path(run_dir / "tfidf.joblib", lambda t: joblib.dump(model, t))
+    if cfg.method in FITTED_FILES:
+        model = (TfidfRuleModel if cfg.method == "tfidf-lr" else HybridRuleModel)(cfg).fit(rows)
+        atomic_path(run_dir / FITTED_FILES[cfg.method], lambda t: joblib.dump(model, t))
         history: list[dict[str, Any]] = []
     else:
         history = _train_transformer(cfg, rows, run_dir, resume_from)
@@ -309,9 +312,9 @@ def _save_model_atomic(trainer, tokenizer, final: Path) -> None:
 
 
 def load_trained(run_dir: Path, cfg: Config):
-    """The fitted model of a run dir: a TF-IDF object, or the path of the fine-tuned checkpoint."""
-    if cfg.method == "tfidf-lr":
-        p = run_dir / "tfidf.joblib"
+    """The fitted model of a run dir: an object with .predict(rows), or the path of the fine-tuned checkpoint."""
+    if cfg.method in FITTED_FILES:
+        p = run_dir / FITTED_FILES[cfg.method]
         if not p.is_file():
             raise KitError(f"{p} missing: train first (`jigsaw-kit train --config {cfg.name}`).")
         return joblib.load(p)

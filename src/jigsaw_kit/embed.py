@@ -1,0 +1,62 @@
+"""Sentence embeddings from a frozen encoder: mean-pooled, L2-normalised last hidden states.
+
+all-MiniLM-L6-v2 was trained as a sentence encoder with exactly this pooling, so its
+embeddings are useful without fine-tuning: a logistic regression on them per rule (hybrid.py)
+learns a rule from its few hundred labelled examples in seconds on CPU.
+
+Embeddings are cached per (checkpoint, max_length, text) in the process: cross-validation
+refits on overlapping texts fold after fold, and the encoder dominates the cost.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+log = logging.getLogger(__name__)
+
+_CACHE: dict[tuple[str, int], dict[str, np.ndarray]] = {}
+
+
+def _encode_uncached(model_path: Path, texts: list[str], max_length: int, token_budget: int) -> np.ndarray:
+    import torch
+    from transformers import AutoModel
+
+    from .checkpoints import load_tokenizer
+    from .predict import token_budget_batches  # local: predict imports the trainers, which import this
+
+    tokenizer = load_tokenizer(model_path)
+    model = AutoModel.from_pretrained(str(model_path)).eval()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model.to(device)
+    enc = tokenizer(texts, truncation=True, max_length=max_length)
+    lengths = np.array([len(x) for x in enc["input_ids"]])
+    out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
+    batches = token_budget_batches(lengths, token_budget)
+    with torch.inference_mode():
+        for idx in tqdm(batches, desc="embed", unit="batch", disable=len(batches) < 5):
+            feats = tokenizer.pad({k: [enc[k][i] for i in idx] for k in enc.keys()}, return_tensors="pt")
+            feats = {k: v.to(device) for k, v in feats.items()}
+            hidden = model(**feats).last_hidden_state.float()
+            mask = feats["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+            out[idx] = torch.nn.functional.normalize(pooled, dim=-1).cpu().numpy()
+    return out
+
+
+def embed_texts(model_path: Path, texts: Sequence[str], max_length: int, token_budget: int = 16384) -> np.ndarray:
+    """(len(texts), hidden) float32 unit vectors, one per text, in the given order."""
+    cache = _CACHE.setdefault((str(Path(model_path).resolve()), max_length), {})
+    texts = [str(t) for t in texts]
+    missing = sorted({t for t in texts if t not in cache})
+    if missing:
+        log.info("embedding %d new texts with %s", len(missing), Path(model_path).name)
+        for t, v in zip(missing, _encode_uncached(Path(model_path), missing, max_length, token_budget)):
+            cache[t] = v
+    if not texts:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.stack([cache[t] for t in texts])
