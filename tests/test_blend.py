@@ -72,3 +72,17 @@ def test_blend_oof_reports_each_and_blend(tmp_path):
     # positives {.5, .667} vs negatives {.5, .333}: 3 wins + 1 tie of 4 pairs
     assert scores["blend"] == pytest.approx(0.875)
     assert out["prediction"].round(3).tolist() == [0.5, 0.667, 0.5, 0.333]
+
+
+def test_blend_oof_ranks_and_scores_within_each_fold(tmp_path):
+    """Fold 1's model scores everything higher: pooled, its negatives would outrank fold 0's positives."""
+    base = pd.DataFrame({"rule": ["a"] * 4, "text": list("wxyz"), "label": [1, 0, 1, 0], "fold": [0, 0, 1, 1]})
+    base.assign(prediction=[0.3, 0.1, 0.9, 0.7]).to_csv(tmp_path / "m1.csv", index=False)
+    base.assign(prediction=[0.2, 0.1, 0.8, 0.6]).to_csv(tmp_path / "m2.csv", index=False)
+    out, scores = blend_oof([tmp_path / "m1.csv", tmp_path / "m2.csv"], None)
+    assert scores[str(tmp_path / "m1.csv")] == 1.0  # per fold; pooled it would read 0.75
+    assert scores["blend"] == 1.0
+    assert out["prediction"].tolist() == [1.0, 0.0, 1.0, 0.0]  # ranks within (fold, rule)
+    base.assign(prediction=0.5, fold=[1, 1, 0, 0]).to_csv(tmp_path / "m3.csv", index=False)
+    with pytest.raises(KitError, match="folds differ"):
+        blend_oof([tmp_path / "m1.csv", tmp_path / "m3.csv"], None)

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import KitError
+from .metrics import mean_rule_auc
 
 
 def rank_within_rule(rules: Any, scores: Any) -> np.ndarray:
@@ -81,19 +82,37 @@ def blend_submissions(paths: list[Path], test: pd.DataFrame, weights: list[float
 
 
 def blend_oof(paths: list[Path], weights: list[float] | None) -> tuple[pd.DataFrame, dict[str, float]]:
-    """Blend OOF files joined on (rule, text); returns the blended frame and each input's metric."""
-    from .metrics import mean_rule_auc
+    """Blend OOF files joined on (rule, text); returns the blended frame and each input's metric.
 
+    With a `fold` column (every `jigsaw-kit cv` OOF has one) ranks are taken within (fold, rule),
+    as each fold's model would be blended on its own, and the metric is the mean over folds of
+    the mean per-rule AUC: the headline figure `cv` prints, so the two compare directly.
+    """
     frames = [pd.read_csv(_oof_path(p)) for p in paths]
-    base = frames[0][["rule", "text", "label"]]
+    by_fold = all("fold" in f.columns for f in frames)
+    cols = ["rule", "text", "label", *(["fold"] if by_fold else [])]
+    base = frames[0][cols]
     keyed = []
     for p, f in zip(paths, frames):
         if set(zip(f["rule"], f["text"])) != set(zip(base["rule"], base["text"])):
             raise KitError(f"{p}: its held-out texts differ from {paths[0]}'s; blend OOFs of the same scheme and seed.")
-        keyed.append(f.set_index(["rule", "text"]).loc[pd.MultiIndex.from_frame(base[["rule", "text"]]), "prediction"])
-    out = base.assign(prediction=blend(base["rule"], [k.to_numpy() for k in keyed], weights))
-    scores = {str(p): mean_rule_auc(base["rule"], base["label"], k.to_numpy()) for p, k in zip(paths, keyed)}
-    scores["blend"] = mean_rule_auc(out["rule"], out["label"], out["prediction"])
+        aligned = f.set_index(["rule", "text"]).loc[pd.MultiIndex.from_frame(base[["rule", "text"]])]
+        if by_fold and (aligned["fold"].to_numpy() != base["fold"].to_numpy()).any():
+            raise KitError(f"{p}: its folds differ from {paths[0]}'s; blend OOFs of the same scheme and seed.")
+        keyed.append(aligned["prediction"].to_numpy())
+    groups = base["rule"] + "\x1f" + base["fold"].astype(str) if by_fold else base["rule"]
+    out = base.assign(prediction=blend(groups, keyed, weights))
+
+    def score(pred: np.ndarray) -> float:
+        if not by_fold:
+            return mean_rule_auc(base["rule"], base["label"], pred)
+        per_fold = [
+            mean_rule_auc(base["rule"][i], base["label"][i], pred[i]) for i in base.groupby("fold").indices.values()
+        ]
+        return float(np.nanmean(per_fold))
+
+    scores = {str(p): score(k) for p, k in zip(paths, keyed)}
+    scores["blend"] = score(out["prediction"].to_numpy())
     return out, scores
 
 
