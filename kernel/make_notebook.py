@@ -72,7 +72,7 @@ import jigsaw_kit  # noqa: E402  (importable only once pip has installed it)
 print(f"jigsaw-kit {jigsaw_kit.__version__} from {jigsaw_kit.__file__}; install took {time.time() - T0:.0f} s")"""
 
 SETTINGS = """\
-# Settings. To switch config, set CONFIG to another named config (kaggle-t4, cpu-minilm, tfidf-lr) or to a
+# Settings. To switch config, set CONFIG to another named config (kaggle-t4, cpu-hybrid, cpu-minilm, tfidf-lr) or a
 # YAML file in an attached dataset; OVERRIDES takes any config key, e.g. {"epochs": 2, "learning_rate": 3e-5}.
 # Environment variables override these for the rehearsal: JIGSAW_KIT_CONFIG, JIGSAW_KIT_MAX_STEPS,
 # JIGSAW_KIT_BUDGET_HOURS (default 11), JIGSAW_KIT_PROBE_STEPS (default 20; 0 = assume a T4's speed),

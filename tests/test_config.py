@@ -67,19 +67,25 @@ def _tiny_bert(**kw):
     return BertConfig(**{**args, "intermediate_size": 32, "max_position_embeddings": 64, **kw})
 
 
-def _run_tiny(tmp_path, model, *extra):
+# Both ways of using a checkpoint, fine-tuning it and embedding with it, must refuse a bad one cleanly.
+BOTH = pytest.mark.parametrize("config", ["cpu-minilm", "cpu-hybrid"])
+
+
+def _run_tiny(tmp_path, model, *extra, config="cpu-minilm"):
     from jigsaw_kit.cli import main
 
     from .conftest import SAMPLE
 
     out = tmp_path / "out"
-    args = ["run", "--data-dir", str(SAMPLE), "--model", str(model), "--max-steps", "1", "--set", "max_length=32"]
+    args = ["run", "--data-dir", str(SAMPLE), "--config", config, "--model", str(model), "--max-steps", "1"]
+    args += ["--set", "max_length=32"]
     return main([*args, *extra, "--output", str(out / "s.csv"), "--run-dir", str(out / "run")])
 
 
-def test_tiny_checkpoint_trains_and_predicts(tmp_path):
+@BOTH
+def test_tiny_checkpoint_trains_and_predicts(tmp_path, config):
     # The control for the refusals below: the same kind of folder, complete, does work.
-    assert _run_tiny(tmp_path, _tiny_checkpoint(tmp_path / "bert", _tiny_bert())) == 0
+    assert _run_tiny(tmp_path, _tiny_checkpoint(tmp_path / "bert", _tiny_bert()), config=config) == 0
     assert (tmp_path / "out" / "s.csv").is_file()
 
 
@@ -88,29 +94,34 @@ def test_checkpoint_without_weights(tmp_path, capsys):
     assert "lacks weights" in capsys.readouterr().err
 
 
-def test_checkpoint_that_cannot_be_a_sequence_classifier(tmp_path, capsys):
+@BOTH
+def test_checkpoint_that_cannot_be_a_sequence_classifier(tmp_path, capsys, config):
     from transformers import ViTConfig
 
     vit = ViTConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, image_size=8)
-    assert _run_tiny(tmp_path, _tiny_checkpoint(tmp_path / "vit", vit)) == 2
+    assert _run_tiny(tmp_path, _tiny_checkpoint(tmp_path / "vit", vit), config=config) == 2
     err = capsys.readouterr().err
-    assert "cannot load" in err and "sequence classifier" in err and "Traceback" not in err
+    what = "sequence classifier" if config == "cpu-minilm" else "text encoder"
+    assert "cannot load" in err and what in err and "Traceback" not in err
 
 
-def test_checkpoint_with_unknown_model_type(tmp_path, capsys):
+@BOTH
+def test_checkpoint_with_unknown_model_type(tmp_path, capsys, config):
     import json
 
     d = _tiny_checkpoint(tmp_path / "bert", _tiny_bert())
     cfg = json.loads((d / "config.json").read_text())
     (d / "config.json").write_text(json.dumps({**cfg, "model_type": "not-a-model"}))
-    assert _run_tiny(tmp_path, d) == 2
+    assert _run_tiny(tmp_path, d, config=config) == 2
     err = capsys.readouterr().err
     assert str(d) in err and "Traceback" not in err
 
 
-def test_max_length_beyond_the_checkpoint(tmp_path, capsys):
+@BOTH
+def test_max_length_beyond_the_checkpoint(tmp_path, capsys, config):
     # No model_max_length in the tokenizer: the position table (64) is the limit.
-    assert _run_tiny(tmp_path, _tiny_checkpoint(tmp_path / "bert", _tiny_bert()), "--set", "max_length=128") == 2
+    tiny = _tiny_checkpoint(tmp_path / "bert", _tiny_bert())
+    assert _run_tiny(tmp_path, tiny, "--set", "max_length=128", config=config) == 2
     assert "max_length 128 exceeds" in (err := capsys.readouterr().err) and "max_position_embeddings" in err
 
 
@@ -124,7 +135,7 @@ def test_max_length_beyond_the_tokenizer_limit(monkeypatch, capsys):
     cfg = load_config("cpu-minilm", {"max_length": "1024"})
     path = resolve_model(cfg.model)
     with pytest.raises(KitError, match=r"max_length 1024 exceeds .*\(512, model_max_length.*--set max_length=512"):
-        check_max_length(cfg, path, load_tokenizer(path))
+        check_max_length(cfg.max_length, path, load_tokenizer(path))
 
 
 @pytest.mark.parametrize(

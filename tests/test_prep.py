@@ -77,3 +77,22 @@ def test_test_rows_keep_order_and_ids():
     test = make_test([(7, "b7", RULE_A, "", "", "", ""), (3, "b3", RULE_B, "p", "p", "n", "n")])
     out = rows_to_predict(test)
     assert out["row_id"].tolist() == [7, 3] and out["text"].tolist() == ["b7", "b3"]
+
+
+def test_upsample_test_examples_repeats_only_rows_labelled_by_test_or_held_out_examples():
+    from jigsaw_kit.prep import upsample_test_examples
+
+    rows = pd.DataFrame(
+        {
+            "text": ["a", "b", "c", "d"],
+            "source": [
+                "train_body",
+                "test_positive_example",
+                "train_body+test_negative_example",
+                "examples_positive_example",
+            ],
+        }
+    )
+    assert upsample_test_examples(rows, 1) is rows
+    out = upsample_test_examples(rows, 3)
+    assert out["text"].value_counts().to_dict() == {"a": 1, "b": 3, "c": 3, "d": 3}

@@ -522,5 +522,5 @@ def add_bench_parser(sub: Any) -> None:
         help=f"ASSUMED speed of one T4 relative to the measured device (default {DEFAULT_T4_SPEEDUP_OVER_CPU:g} "
         "on cpu, 1 on cuda)",
     )
-    _add_config_args(p)
+    _add_config_args(p, default="cpu-minilm")  # the bench measures fine-tuning recipes
     p.set_defaults(func=cmd_bench)

@@ -26,8 +26,11 @@ from .errors import KitError
 log = logging.getLogger("jigsaw_kit")
 
 
-def _add_config_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", default="cpu-hybrid", help="named config (see configs/) or a YAML path")
+DEFAULT_CONFIG = "cpu-hybrid"  # the CPU default: best leak-free CV on the public files (README, "Quality")
+
+
+def _add_config_args(p: argparse.ArgumentParser, default: str = DEFAULT_CONFIG) -> None:
+    p.add_argument("--config", default=default, help=f"named config (see configs/) or a YAML path (default {default})")
     p.add_argument("--model", help="checkpoint folder or name under weights/ (overrides the config)")
     p.add_argument("--epochs", type=float, help="override epochs")
     p.add_argument("--max-steps", type=int, help="override max_steps (> 0 wins over epochs)")

@@ -45,6 +45,8 @@ class Config:
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
     seed: int = 42
+    label_smoothing: float = 0.0  # soft targets (the labels are noisy: examples disagree with bodies 1% of the time)
+    upsample_test_examples: int = 1  # repeat rows labelled by the test file's examples this many times in all
     precision: str = "auto"  # auto: fp16 on GPUs without fast bf16 (T4), bf16 where fast, fp32 on CPU
     logging_steps: int = 10
     save_steps: int = 0  # > 0 keeps Trainer checkpoints every N steps (resume); 0 keeps only the final model
@@ -82,6 +84,8 @@ class Config:
             raise KitError(f"config '{self.name}': tfidf_weight must be in [0, 1], got {self.tfidf_weight}.")
         if self.embed_c <= 0 or self.tfidf_c <= 0:
             raise KitError(f"config '{self.name}': embed_c and tfidf_c must be > 0.")
+        if not 0 <= self.label_smoothing < 1 or self.upsample_test_examples < 1:
+            raise KitError(f"config '{self.name}': label_smoothing must be in [0, 1) and upsample_test_examples >= 1.")
         if not 0 <= self.warmup_ratio < 1:
             raise KitError(f"config '{self.name}': warmup_ratio must be in [0, 1), got {self.warmup_ratio}.")
         from .templates import TEMPLATES  # local import: templates imports nothing from here

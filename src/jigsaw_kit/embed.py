@@ -17,20 +17,42 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from .errors import KitError
+
 log = logging.getLogger(__name__)
 
 _CACHE: dict[tuple[str, int], dict[str, np.ndarray]] = {}
 
 
+def load_encoder(model_path: Path, max_length: int):
+    """(tokenizer, model) of a text checkpoint, or a KitError saying why it cannot embed text."""
+    from transformers import AutoModel
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    )
+
+    from . import models
+    from .checkpoints import load_tokenizer
+    from .train import check_max_length  # local: train imports the hybrid method, which imports this
+
+    model_type = models.read_model_config(model_path).get("model_type")
+    if model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES and model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        raise KitError(
+            f"cannot load {model_path} as a text encoder: model_type {model_type!r} is not a text model "
+            "transformers knows. Point `model` at a text checkpoint such as all-MiniLM-L6-v2."
+        )
+    tokenizer = load_tokenizer(model_path)
+    check_max_length(max_length, model_path, tokenizer)
+    return tokenizer, models._from_pretrained(AutoModel, model_path, "text encoder").eval()
+
+
 def _encode_uncached(model_path: Path, texts: list[str], max_length: int, token_budget: int) -> np.ndarray:
     import torch
-    from transformers import AutoModel
 
-    from .checkpoints import load_tokenizer
     from .predict import token_budget_batches  # local: predict imports the trainers, which import this
 
-    tokenizer = load_tokenizer(model_path)
-    model = AutoModel.from_pretrained(str(model_path)).eval()
+    tokenizer, model = load_encoder(model_path, max_length)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device)
     enc = tokenizer(texts, truncation=True, max_length=max_length)

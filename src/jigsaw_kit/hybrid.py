@@ -8,12 +8,12 @@ Why this shape (measured with the kit's leak-free CV on the public files; README
 - a rule is learnt from its own labelled rows (train bodies, the 2+2 examples of every row),
   and an unseen rule has nothing else, so each model is per rule;
 - TF-IDF catches the words of spam and of legal questions, the MiniLM sentence embedding
-  catches paraphrase; their errors differ, so the mean beats either (novel 0.857 vs 0.83);
+  catches paraphrase; their errors differ, so the mean beats either (novel 0.857 vs 0.830);
 - on Kaggle a test body often recurs as a labelled example of its rule in another test row, and
   an example's role matches the body's own label 99% of the time in train.csv: the lookup puts
   such texts at the top (positives) or bottom (negatives) of their rule, ranked among
   themselves by the model;
-- fine-tuning the same 22M encoder for 2 epochs scored lower on every scheme and took 60x longer.
+- fine-tuning the same 22M encoder for 2 epochs scored lower on every scheme and took 4 to 10 times longer.
 """
 
 from __future__ import annotations

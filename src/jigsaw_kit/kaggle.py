@@ -809,7 +809,7 @@ def load_data(settings: NotebookSettings) -> tuple[Config, Processed]:
     if settings.max_steps is not None:
         overrides["max_steps"] = settings.max_steps
     cfg = load_config(settings.config, overrides)
-    if cfg.method == "transformer" and not Path(cfg.model).is_dir():
+    if cfg.method in ("transformer", "hybrid") and not Path(cfg.model).is_dir():  # hybrid embeds with it
         model_dir = find_model_dir(settings.input_root, cfg.model)
         cfg = load_config(settings.config, {**overrides, "model": str(model_dir)})
     print(f"config {cfg.name}: model {cfg.model}, epochs {cfg.epochs:g}, max_steps {cfg.max_steps}, "
@@ -873,7 +873,7 @@ def plan_run(
 ) -> tuple[Config, Plan | None]:
     """Probe, project (this data and the hidden test's size), cut to the budget; returns (cfg, plan)."""
     if cfg.method != "transformer":
-        print(f"method {cfg.method}: seconds on CPU, no time budget to plan")
+        print(f"method {cfg.method}: no epochs to budget (each text is embedded or vectorised once)")
         return cfg, None
     budget = settings.budget_hours * 3600
     if settings.probe_steps > 0:
@@ -967,6 +967,12 @@ def cmd_kaggle_plan(args: argparse.Namespace) -> int:
     from .data import load_competition
 
     cfg = _config(args)
+    if cfg.method != "transformer":
+        print(
+            f"config {cfg.name} (method {cfg.method}) trains no epochs: it embeds or vectorises each text once "
+            "and fits regressions, minutes at most. kaggle-plan projects fine-tuning configs (e.g. kaggle-t4)."
+        )
+        return 0
     tp = ASSUMED_T4
     if args.train_rows_per_s or args.predict_rows_per_s:
         tp = Throughput(
@@ -1006,5 +1012,5 @@ def add_kaggle_parser(sub: Any) -> None:
     p.add_argument("--predict-rows-per-s", type=float, help=f"default {ASSUMED_T4.predict_rows_per_s:g} (assumed T4)")
     p.add_argument("--budget-hours", type=float, default=DEFAULT_BUDGET_HOURS)
     p.add_argument("--devices", type=int, default=1, help="GPUs sharing the batch (torchrun)")
-    _add_config_args(p)
+    _add_config_args(p, default="cpu-minilm")  # plans fine-tuning time; the hybrid needs no plan
     p.set_defaults(func=cmd_kaggle_plan)

@@ -105,6 +105,24 @@ def dedup(rows: pd.DataFrame) -> tuple[pd.DataFrame, DedupStats]:
     return out, stats
 
 
+# Sources of rows labelled only through example columns of unlabelled rows: the test file
+# (`test_*`) and, in CV, the held-out rule's or held-out rows' examples (`examples_*`).
+_EXAMPLE_ONLY_SOURCES = ("test_", "examples_")
+
+
+def upsample_test_examples(rows: pd.DataFrame, factor: int) -> pd.DataFrame:
+    """Repeat rows that come from the test file's examples `factor` times in all.
+
+    They are the only labels of Kaggle's unseen rules and the closest to the test distribution;
+    top solutions trained on them twice. factor 1 returns the rows unchanged.
+    """
+    if factor <= 1:
+        return rows
+    from_test = rows["source"].str.split("+").map(lambda parts: any(p.startswith(_EXAMPLE_ONLY_SOURCES) for p in parts))
+    extra = pd.concat([rows[from_test]] * (factor - 1), ignore_index=True)
+    return pd.concat([rows, extra], ignore_index=True)
+
+
 def apply_template(rows: pd.DataFrame, template: str) -> pd.DataFrame:
     """Add model inputs `input_a` / `input_b` (None when the template is single-sequence)."""
     pairs = [render(template, r, t, s) for r, t, s in zip(rows["rule"], rows["text"], rows["subreddit"])]

@@ -37,6 +37,7 @@ from .checkpoints import load_tokenizer, resolve_model
 from .config import Config, save_config
 from .errors import KitError
 from .hybrid import HybridRuleModel
+from .prep import upsample_test_examples
 from .tfidf import TfidfRuleModel
 
 log = logging.getLogger(__name__)
@@ -138,7 +139,9 @@ def _check_resume(cfg: Config, run_dir: Path, manifest: dict | None) -> Path:
     if old_cfg.is_file():
         import yaml
 
-        old = yaml.safe_load(old_cfg.read_text(encoding="utf-8")) or {}
+        # A key the saved config lacks (written by an older kit) ran at its default.
+        defaults = json.loads(json.dumps(Config().to_dict(), default=str))
+        old = {**defaults, **(yaml.safe_load(old_cfg.read_text(encoding="utf-8")) or {})}
         new = json.loads(json.dumps(cfg.to_dict(), default=str))
         diff = sorted(k for k in set(old) | set(new) if k not in RESUMABLE_CHANGES and old.get(k) != new.get(k))
         if diff:
@@ -195,7 +198,10 @@ def train(
         history = _train_transformer(cfg, rows, run_dir, resume_from)
     dt = time.perf_counter() - t0
     rows_per_step = cfg.batch_size * cfg.grad_accum * _world_size()
-    epochs = cfg.epochs if cfg.max_steps <= 0 else cfg.max_steps * rows_per_step / max(len(rows), 1)
+    if cfg.method in FITTED_FILES:  # one pass over the rows; epochs and max_steps do not apply
+        epochs = 1.0
+    else:
+        epochs = cfg.epochs if cfg.max_steps <= 0 else cfg.max_steps * rows_per_step / max(len(rows), 1)
     result = TrainResult(run_dir, dt, len(rows), len(rows) * epochs / dt if dt > 0 else float("nan"), history)
     if not main_process:
         return result
@@ -221,16 +227,16 @@ def _world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def check_max_length(cfg: Config, model_path: Path, tokenizer) -> None:
+def check_max_length(max_length: int, model_path: Path, tokenizer) -> None:
     """max_length must fit the checkpoint: the tokenizer's model_max_length, else the position table."""
     limit = getattr(tokenizer, "model_max_length", None)
     what = "model_max_length in its tokenizer_config.json"
     if not limit or limit >= 100_000:  # transformers' "unset" sentinel is ~1e30
         limit = models.read_model_config(model_path).get("max_position_embeddings")
         what = "max_position_embeddings in its config.json"
-    if isinstance(limit, int) and cfg.max_length > limit:
+    if isinstance(limit, int) and max_length > limit:
         raise KitError(
-            f"max_length {cfg.max_length} exceeds what {model_path} takes ({limit}, {what}); "
+            f"max_length {max_length} exceeds what {model_path} takes ({limit}, {what}); "
             f"set max_length <= {limit} (--set max_length={limit})."
         )
 
@@ -248,6 +254,7 @@ def training_arguments(cfg: Config, output_dir: Path, precision: str, use_cpu: b
         gradient_accumulation_steps=cfg.grad_accum,
         warmup_steps=cfg.warmup_ratio,  # a float in [0, 1) is a ratio of total steps in transformers 5
         weight_decay=cfg.weight_decay,
+        label_smoothing_factor=cfg.label_smoothing,
         seed=cfg.seed,
         data_seed=cfg.seed,
         fp16=precision == "fp16",
@@ -276,10 +283,11 @@ def _train_transformer(
     set_seed(cfg.seed)
     model_path = resolve_model(cfg.model)
     tokenizer = load_tokenizer(model_path)
-    check_max_length(cfg, model_path, tokenizer)
+    check_max_length(cfg.max_length, model_path, tokenizer)
     model = models.load_for_training(cfg, model_path, tokenizer)
     if model.config.pad_token_id is None and tokenizer.pad_token_id is not None:
         model.config.pad_token_id = tokenizer.pad_token_id
+    rows = upsample_test_examples(rows, cfg.upsample_test_examples)
     dataset = tokenize_rows(tokenizer, rows, cfg.max_length, with_labels=True)
     precision = resolve_precision(cfg)
     ckpt_dir = run_dir / CHECKPOINTS
