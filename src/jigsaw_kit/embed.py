@@ -22,10 +22,18 @@ from .errors import KitError
 log = logging.getLogger(__name__)
 
 _CACHE: dict[tuple[str, int], dict[str, np.ndarray]] = {}
+_ENCODERS: dict[tuple[str, int], tuple] = {}  # loaded once per process: fit, predict and CV folds share it
 
 
 def load_encoder(model_path: Path, max_length: int):
     """(tokenizer, model) of a text checkpoint, or a KitError saying why it cannot embed text."""
+    key = (str(Path(model_path).resolve()), max_length)
+    if key not in _ENCODERS:
+        _ENCODERS[key] = _load_encoder(Path(model_path), max_length)
+    return _ENCODERS[key]
+
+
+def _load_encoder(model_path: Path, max_length: int):
     from transformers import AutoModel
     from transformers.models.auto.modeling_auto import (
         MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
