@@ -82,7 +82,7 @@ def test_unseen_rule_uses_the_all_rules_model_and_single_class_rule_is_constant(
     ask = rows([("Unseen rule", "buy free click now", -1), ("Unseen rule", "cat weather", -1)])
     p = model.predict(ask)
     assert p[0] > p[1]  # the all-rules model still ranks
-    assert model.constant == {"Only positives": 1.0}
+    assert model.embedding.constant == model.tfidf.rules.constant == {"Only positives": 1.0}
 
 
 def test_embed_texts_is_normalised_ordered_and_cached(monkeypatch):

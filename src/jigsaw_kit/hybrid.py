@@ -28,6 +28,7 @@ from sklearn.linear_model import LogisticRegression
 from .checkpoints import resolve_model
 from .config import Config
 from .embed import embed_texts
+from .rulewise import RuleRegressions
 from .tfidf import TfidfRuleModel
 
 log = logging.getLogger(__name__)
@@ -46,9 +47,6 @@ class HybridRuleModel:
     def __init__(self, cfg: Config):
         self.cfg = cfg
         self.tfidf = TfidfRuleModel(cfg)
-        self.models: dict[str, LogisticRegression] = {}
-        self.constant: dict[str, float] = {}
-        self.global_model: LogisticRegression | None = None
         self.known: dict[tuple[str, str], int] = {}
 
     def _embed(self, texts: pd.Series) -> np.ndarray:
@@ -61,28 +59,17 @@ class HybridRuleModel:
 
     def fit(self, rows: pd.DataFrame) -> HybridRuleModel:
         self.tfidf.fit(rows)
-        x, y = self._embed(rows["text"]), rows["label"].to_numpy()
-        self.global_model = self._lr().fit(x, y) if len(np.unique(y)) == 2 else None
-        for rule, idx in rows.groupby("rule").indices.items():
-            if len(np.unique(y[idx])) == 2:
-                self.models[rule] = self._lr().fit(x[idx], y[idx])
-            else:
-                self.constant[rule] = float(y[idx].mean())
+        y = rows["label"].to_numpy()
+        # warn=False: the TF-IDF member already warns about the same rules
+        self.embedding = RuleRegressions(self._lr, "embedding", warn=False).fit(
+            self._embed(rows["text"]), y, rows["rule"]
+        )
         if self.cfg.exact_lookup:
             self.known = {lookup_key(r, t): int(v) for r, t, v in zip(rows["rule"], rows["text"], y)}
         return self
 
     def _embedding_scores(self, rows: pd.DataFrame) -> np.ndarray:
-        x = self._embed(rows["text"])
-        out = np.full(len(rows), 0.5)
-        for rule, idx in rows.groupby("rule").indices.items():
-            if rule in self.models:
-                out[idx] = self.models[rule].predict_proba(x[idx])[:, 1]
-            elif rule in self.constant:
-                out[idx] = self.constant[rule]
-            elif self.global_model is not None:
-                out[idx] = self.global_model.predict_proba(x[idx])[:, 1]
-        return out
+        return self.embedding.predict(self._embed(rows["text"]), rows["rule"])
 
     def predict(self, rows: pd.DataFrame) -> np.ndarray:
         w = self.cfg.tfidf_weight

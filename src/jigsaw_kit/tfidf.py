@@ -16,6 +16,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from .config import Config
+from .rulewise import RuleRegressions
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +24,6 @@ log = logging.getLogger(__name__)
 class TfidfRuleModel:
     def __init__(self, cfg: Config):
         self.cfg = cfg
-        self.models: dict[str, LogisticRegression] = {}
-        self.constant: dict[str, float] = {}
 
     def _features(self, texts: pd.Series, fit: bool = False):
         if fit:
@@ -52,28 +51,8 @@ class TfidfRuleModel:
 
     def fit(self, rows: pd.DataFrame) -> TfidfRuleModel:
         x = self._features(rows["text"], fit=True)
-        y = rows["label"].to_numpy()
-        self.global_model = self._lr().fit(x, y) if len(np.unique(y)) == 2 else None
-        for rule, idx in rows.groupby("rule").indices.items():
-            yr = y[idx]
-            if len(np.unique(yr)) == 2:
-                self.models[rule] = self._lr().fit(x[idx], yr)
-            else:
-                self.constant[rule] = float(yr.mean())
-                log.warning(
-                    "rule %r has a single class in training (%d rows): its scores will not rank.", rule[:60], len(idx)
-                )
+        self.rules = RuleRegressions(self._lr, "TF-IDF").fit(x, rows["label"].to_numpy(), rows["rule"])
         return self
 
     def predict(self, rows: pd.DataFrame) -> np.ndarray:
-        x = self._features(rows["text"])
-        out = np.full(len(rows), 0.5)
-        for rule, idx in rows.groupby("rule").indices.items():
-            if rule in self.models:
-                out[idx] = self.models[rule].predict_proba(x[idx])[:, 1]
-            elif rule in self.constant:
-                out[idx] = self.constant[rule]
-            elif self.global_model is not None:
-                log.warning("rule %r has no training rows: scoring it with the all-rules model.", rule[:60])
-                out[idx] = self.global_model.predict_proba(x[idx])[:, 1]
-        return out
+        return self.rules.predict(self._features(rows["text"]), rows["rule"])
