@@ -65,3 +65,21 @@ def test_cv_tfidf_rule_out(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert len(metrics["folds"]) == 4  # one per train rule
     assert all(len(f["per_rule"]) == 1 for f in metrics["folds"])
+
+
+def test_cv_lb_proxy_weighs_seen_and_unseen_as_the_leaderboard(tmp_path, capsys):
+    out = tmp_path / "cv"
+    args = ["cv", "--data-dir", str(SAMPLE), "--config", "tfidf-lr", "--scheme", "lb-proxy", "--folds", "2"]
+    assert main([*args, "--output-dir", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    parts = metrics["parts"]
+    seen = [f["mean_rule_auc"] for f in metrics["folds"] if f["part"] == "seen"]
+    unseen = [f["mean_rule_auc"] for f in metrics["folds"] if f["part"] == "unseen"]
+    assert parts["seen"]["mean"] == pytest.approx(sum(seen) / len(seen))
+    assert parts["unseen"]["mean"] == pytest.approx(sum(unseen) / len(unseen))
+    assert metrics["mean_rule_auc"] == pytest.approx((2 * parts["seen"]["mean"] + 4 * parts["unseen"]["mean"]) / 6)
+    assert len(parts["unseen"]["per_rule"]) == 4  # each of the sample's train rules in turn
+    assert set(pd.read_csv(out / "oof.csv")["part"]) == {"seen", "unseen"}
+    assert metrics["never_used_as_example"]["n"] > 0
+    printed = capsys.readouterr().out
+    assert "2 x seen" in printed and "never used as examples" in printed

@@ -129,3 +129,37 @@ def test_distinct_bodies_majority_and_ties():
     d = distinct_bodies(train)
     assert d[["body", "rule_violation"]].values.tolist() == [["x", 1]]
     assert isinstance(d, pd.DataFrame)
+
+
+def _lb_proxy_checks(train, test, k):
+    folds = make_folds(train, test, "lb-proxy", k=k, seed=0)
+    distinct = distinct_bodies(train)
+    _check_purged(folds, distinct)
+    seen = [f for f in folds if f.part == "seen"]
+    unseen = [f for f in folds if f.part == "unseen"]
+    assert len(seen) == k and len(seen) + len(unseen) == len(folds)
+    # seen folds are novel's, unchanged
+    novel = make_folds(train, test, "novel", k=k, seed=0)
+    assert [f.valid["text"].tolist() for f in seen] == [f.valid["text"].tolist() for f in novel]
+    for rule, g in distinct.groupby("rule"):
+        folds_of_rule = [f for f in unseen if set(f.valid["rule"]) == {rule}]
+        assert len(folds_of_rule) == k
+        # every text of the rule is held out once, not just the never-used ones
+        assert sorted(t for f in folds_of_rule for t in f.valid["text"]) == sorted(g["body"])
+        for f in folds_of_rule:
+            # the unseen rule's own bodies never train: it is known only through example columns
+            assert not (f.bodies["rule"].str.strip() == rule).any()
+            rows = fold_training_rows(f)
+            assert not rows.loc[rows["rule"] == rule, "source"].str.contains("body").any()
+    return folds
+
+
+def test_lb_proxy_on_the_sample():
+    comp = load_competition(SAMPLE)
+    _lb_proxy_checks(comp.train, comp.test, k=2)
+
+
+@pytest.mark.realdata
+def test_lb_proxy_on_real_files(real):
+    folds = _lb_proxy_checks(real.train, real.test, k=5)
+    assert len(folds) == 5 + 5 * real.train["rule"].nunique()

@@ -2,6 +2,7 @@
 
     jigsaw-kit cv --data-dir ../shared/data/jigsaw-agile-community-rules --config cpu-minilm --scheme novel --folds 5
     jigsaw-kit cv --data-dir ... --config tfidf-lr --scheme rule-out
+    jigsaw-kit cv --data-dir ... --config cpu-hybrid --scheme lb-proxy   # weighed as the leaderboard is
 
 Writes oof.csv, metrics.json (the competition metric under `mean_rule_auc`) and per-fold
 training logs to runs/<name>/cv/ (or --output-dir), and report.md with figures to runs/<name>/
@@ -21,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .config import Config
-from .folds import SCHEMES, fold_training_rows, leaked_texts, make_folds
+from .folds import LB_WEIGHTS, SCHEMES, fold_training_rows, leaked_texts, make_folds, never_used_texts
 from .metrics import summarize
 from .prep import apply_template
 
@@ -63,9 +64,11 @@ def run_cv(
         result = train_model(cfg, rows, fold_dir)
         preds = predict(fold_dir, cfg, valid)
         oof = valid[["rule", "text", "label"]].assign(prediction=preds, fold=i)
+        if fold.part:  # lb-proxy: a text is held out once in each part
+            oof["part"] = fold.part
         oofs.append(oof)
         m = summarize(oof["rule"], oof["label"], oof["prediction"])
-        m.update(fold=fold.name, train_rows=len(rows), train_time_s=result.train_time_s)
+        m.update(fold=fold.name, part=fold.part, train_rows=len(rows), train_time_s=result.train_time_s)
         fold_metrics.append(m)
         histories.append(result.log_history)
         log.info(
@@ -93,7 +96,34 @@ def run_cv(
     }
     # The headline: for rule-out each fold is one rule, so the metric is the mean of the fold AUCs.
     metrics["mean_rule_auc"] = metrics["mean"]["mean_rule_auc"]
+    if any(f.part for f in folds):  # lb-proxy: weigh the parts as the leaderboard weighs its rules
+        metrics["parts"] = {p: _part_summary([m for m in fold_metrics if m["part"] == p]) for p in LB_WEIGHTS}
+        metrics["mean_rule_auc"] = sum(w * metrics["parts"][p]["mean"] for p, w in LB_WEIGHTS.items()) / sum(
+            LB_WEIGHTS.values()
+        )
+    # A diagnostic, never the headline: bodies the host never used as examples are label-noisy.
+    unused = never_used_texts(train, test)
+    metrics["never_used_as_example"] = {
+        "n": int(oof["text"].isin(unused).sum()),
+        "mean_rule_auc": _nanmean([_subset_auc(o, unused) for _, o in oof.groupby("fold")]),
+    }
     return oof, metrics, histories
+
+
+def _subset_auc(oof: pd.DataFrame, texts: set[str]) -> float:
+    sub = oof[oof["text"].isin(texts)]
+    return summarize(sub["rule"], sub["label"], sub["prediction"])["mean_rule_auc"] if len(sub) else float("nan")
+
+
+def _part_summary(fold_metrics: list[dict]) -> dict[str, Any]:
+    """Mean ± std over one part's folds, overall and per rule."""
+    rules = sorted({r for m in fold_metrics for r in m["per_rule"]})
+    per_rule = {}
+    for rule in rules:
+        aucs = [m["per_rule"][rule]["auc"] for m in fold_metrics if rule in m["per_rule"]]
+        per_rule[rule] = {"mean": _nanmean(aucs), "std": _nanstd(aucs)}
+    aucs = [m["mean_rule_auc"] for m in fold_metrics]
+    return {"mean": _nanmean(aucs), "std": _nanstd(aucs), "folds": len(fold_metrics), "per_rule": per_rule}
 
 
 def _nanmean(xs: list[float]) -> float:
@@ -129,6 +159,31 @@ def _write_provenance(out_dir: Path, cfg: Config, comp: Any, scheme: str, folds:
     write_json(out_dir / "data_manifest.json", manifest)
 
 
+def headline(metrics: dict, scheme: str, name: str) -> str:
+    """The lines a person reads after a CV run."""
+    if "parts" in metrics:
+        parts = metrics["parts"]
+        lines = [
+            f"cv {scheme} ({name}): mean_rule_auc {metrics['mean_rule_auc']:.4f} = "
+            + " + ".join(f"{w} x {p} {parts[p]['mean']:.4f}" for p, w in LB_WEIGHTS.items())
+            + f" over {sum(LB_WEIGHTS.values())}, {metrics['wall_time_s']:.0f}s"
+        ]
+        for p in LB_WEIGHTS:
+            for rule, r in parts[p]["per_rule"].items():
+                lines.append(f"  {p:6s} {r['mean']:.4f} ± {r['std']:.4f}  {rule[:70]}")
+    else:
+        m, s = metrics["mean"]["mean_rule_auc"], metrics["std"]["mean_rule_auc"]
+        lines = [
+            f"cv {scheme} ({name}): mean_rule_auc {m:.4f} ± {s:.4f} over {metrics['folds_k']} folds, "
+            f"{metrics['wall_time_s']:.0f}s"
+        ]
+    nu = metrics["never_used_as_example"]
+    lines.append(
+        f"  diagnostic, {nu['n']} held-out bodies never used as examples (label-noisy): {nu['mean_rule_auc']:.4f}"
+    )
+    return "\n".join(lines)
+
+
 def cmd_cv(args: argparse.Namespace) -> int:
     from .cli import _check_writable, _config
     from .data import load_competition
@@ -144,11 +199,7 @@ def cmd_cv(args: argparse.Namespace) -> int:
     oof, metrics, histories = run_cv(cfg, comp.train, comp.test, args.scheme, args.folds, out_dir, args.keep_models)
     report = write_cv(out_dir, report_dir, oof, metrics, histories)
     print(console_table(metrics))
-    m, s = metrics["mean"]["mean_rule_auc"], metrics["std"]["mean_rule_auc"]
-    print(
-        f"cv {args.scheme} ({cfg.name}): mean_rule_auc {m:.4f} ± {s:.4f} over {metrics['folds_k']} folds, "
-        f"{metrics['wall_time_s']:.0f}s"
-    )
+    print(headline(metrics, args.scheme, cfg.name))
     print(f"wrote {out_dir}/oof.csv, {out_dir}/metrics.json, {report}")
     return 0
 

@@ -16,9 +16,15 @@ Schemes:
   columns, the test file's examples).
 - `rule-out`: one fold per rule: train on the other rules, label the held-out rule only through
   its example columns, validate on its bodies that are never used as an example anywhere.
-- `examples`: Kaggle-shaped: like `novel`, but the held-out rows' own example columns join the
-  training rows, so held-out texts may be labelled through other held-out rows' examples (as
-  on Kaggle, where test bodies recur as test examples).
+- `examples`: train.csv-shaped: like `novel`, but the held-out rows' own example columns join
+  the training rows, so held-out texts may be labelled through other held-out rows' examples.
+  The hidden test is not built like this (no hidden row's body is among its own examples, and
+  only ~13% of public rows share a text with a private body), so this scheme flatters lookups.
+- `lb-proxy`: what the leaderboard scores, 2 seen rules and 4 unseen ones. Its `seen` folds are
+  `novel`'s; its `unseen` folds treat each public rule in turn as unseen: k folds over all of
+  that rule's distinct texts, the rule's labels come only from its example columns outside the
+  fold (its bodies' own labels are not used), the other rules train as usual. The headline
+  weighs the parts (2 x seen + 4 x unseen) / 6.
 """
 
 from __future__ import annotations
@@ -26,13 +32,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pandas as pd
-from sklearn.model_selection import StratifiedGroupKFold
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from .data import EXAMPLE_COLUMNS
 from .errors import KitError
 from .prep import dedup, melt
 
-SCHEMES = ("novel", "rule-out", "examples")
+SCHEMES = ("novel", "rule-out", "examples", "lb-proxy")
+LB_WEIGHTS = {"seen": 2, "unseen": 4}  # the hidden test: 2 rules in train.csv, 4 absent
 
 
 @dataclass
@@ -42,6 +49,7 @@ class Fold:
     examples_only: pd.DataFrame
     valid: pd.DataFrame  # rule, text(=body), label, example columns, row_id, subreddit
     allow_examples_overlap: bool = False  # the `examples` scheme labels held-out texts on purpose
+    part: str = ""  # lb-proxy: "seen" or "unseen"
 
 
 def _norm(s: pd.Series) -> pd.Series:
@@ -84,6 +92,11 @@ def make_folds(
         return _rule_out(train, test, distinct)
     if k < 2:
         raise KitError(f"--folds must be at least 2 for scheme {scheme}, got {k}.")
+    if scheme == "lb-proxy":
+        seen = make_folds(train, test, "novel", k, seed)
+        for f in seen:
+            f.name, f.part = f"seen-{f.name}", "seen"
+        return seen + _unseen(train, test, distinct, k, seed)
     strata = distinct["rule"] + "\x1f" + distinct["rule_violation"].astype(str)
     smallest = strata.value_counts().min()
     if smallest < k:
@@ -109,24 +122,49 @@ def _rule_out(train: pd.DataFrame, test: pd.DataFrame, distinct: pd.DataFrame) -
     rules = sorted(distinct["rule"].unique())
     if len(rules) < 2:
         raise KitError("scheme rule-out needs at least 2 rules in train.csv.")
-    all_examples = set(
-        pd.concat([_norm(train[c]) for c in EXAMPLE_COLUMNS] + [_norm(test[c]) for c in EXAMPLE_COLUMNS])
-    )
+    unused = never_used_texts(train, test)
     folds = []
     for i, rule in enumerate(rules):
         in_rule = _norm(train["rule"]) == rule
-        valid = distinct[(distinct["rule"] == rule) & ~distinct["body"].isin(all_examples)]
+        valid = distinct[(distinct["rule"] == rule) & distinct["body"].isin(unused)]
         if valid.empty or valid["rule_violation"].nunique() < 2:
             raise KitError(
                 f"rule-out: rule {rule[:60]!r} has no two-class set of bodies unused as examples to validate on."
             )
-        held = set(valid["body"])
-        bodies = purge(train[~in_rule], held, drop_bodies=True)
-        rule_rows = train[in_rule].drop(columns=["rule_violation"])
-        ex_only = pd.concat(
-            [purge(rule_rows, held, drop_bodies=False), purge(test, held, drop_bodies=False)], ignore_index=True
-        )
-        folds.append(Fold(f"rule{i}", bodies, ex_only, _valid_frame(valid)))
+        folds.append(_unseen_rule_fold(f"rule{i}", train, test, in_rule, valid))
+    return folds
+
+
+def _unseen_rule_fold(
+    name: str, train: pd.DataFrame, test: pd.DataFrame, in_rule: pd.Series, valid: pd.DataFrame
+) -> Fold:
+    """Validate on `valid` (texts of one rule); that rule is labelled only through its example columns."""
+    held = set(valid["body"])
+    bodies = purge(train[~in_rule], held, drop_bodies=True)
+    rule_rows = train[in_rule].drop(columns=["rule_violation"])
+    ex_only = pd.concat(
+        [purge(rule_rows, held, drop_bodies=False), purge(test, held, drop_bodies=False)], ignore_index=True
+    )
+    return Fold(name, bodies, ex_only, _valid_frame(valid))
+
+
+def _unseen(train: pd.DataFrame, test: pd.DataFrame, distinct: pd.DataFrame, k: int, seed: int) -> list[Fold]:
+    """lb-proxy's unseen part: each rule in turn is known only through its example columns."""
+    folds = []
+    for r, rule in enumerate(sorted(distinct["rule"].unique())):
+        in_rule = _norm(train["rule"]) == rule
+        texts = distinct[distinct["rule"] == rule].reset_index(drop=True)
+        smallest = texts["rule_violation"].value_counts().reindex([0, 1], fill_value=0).min()
+        if smallest < k:
+            raise KitError(
+                f"lb-proxy: rule {rule[:60]!r} has only {smallest} distinct texts of one label, fewer than "
+                f"--folds {k}; lower --folds."
+            )
+        splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+        for i, (_, valid_idx) in enumerate(splitter.split(texts, texts["rule_violation"])):
+            fold = _unseen_rule_fold(f"unseen{r}-fold{i}", train, test, in_rule, texts.iloc[valid_idx])
+            fold.part = "unseen"
+            folds.append(fold)
     return folds
 
 
@@ -137,6 +175,13 @@ def fold_training_rows(fold: Fold) -> pd.DataFrame:
         parts.append(melt(fold.examples_only, "examples", include_bodies=False))
     rows, _ = dedup(pd.concat(parts, ignore_index=True))
     return rows
+
+
+def never_used_texts(train: pd.DataFrame, test: pd.DataFrame | None) -> set[str]:
+    """Train bodies that appear in no example column of either file (the host's label-noisy leftovers)."""
+    frames = [train] + ([test] if test is not None else [])
+    used = set(pd.concat([_norm(f[c]) for f in frames for c in EXAMPLE_COLUMNS]))
+    return set(_norm(train["body"])) - used
 
 
 def leaked_texts(fold: Fold) -> set[str]:
