@@ -2,9 +2,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jigsaw_kit.blend import blend, blend_oof, blend_submissions, rank_within_rule
 from jigsaw_kit.cli import main
-from jigsaw_kit.errors import KitError
+from jigsaw_kit.core.errors import KitError
+from jigsaw_kit.evaluate.blend import blend, blend_oof, blend_submissions, rank_within_rule
 
 from .conftest import make_test
 

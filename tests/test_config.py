@@ -1,7 +1,7 @@
 import pytest
 
-from jigsaw_kit.config import available_configs, load_config, parse_overrides
-from jigsaw_kit.errors import KitError
+from jigsaw_kit.core.config import available_configs, load_config, parse_overrides
+from jigsaw_kit.core.errors import KitError
 
 
 def test_named_configs_load_and_validate():
@@ -126,8 +126,7 @@ def test_max_length_beyond_the_checkpoint(tmp_path, capsys, config):
 
 
 def test_max_length_beyond_the_tokenizer_limit(monkeypatch, capsys):
-    from jigsaw_kit.checkpoints import load_tokenizer, resolve_model
-    from jigsaw_kit.train import check_max_length
+    from jigsaw_kit.core.checkpoints import check_max_length, load_tokenizer, resolve_model
 
     from .conftest import ROOT
 

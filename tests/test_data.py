@@ -1,10 +1,10 @@
 import pandas as pd
 import pytest
 
-from jigsaw_kit import data as data_mod
 from jigsaw_kit.cli import main
-from jigsaw_kit.data import load_competition, locate_data_dir
-from jigsaw_kit.errors import KitError
+from jigsaw_kit.core.errors import KitError
+from jigsaw_kit.data import competition as data_mod
+from jigsaw_kit.data.competition import load_competition, locate_data_dir
 
 from .conftest import RULE_A, SAMPLE, make_test, make_train, write_competition
 

@@ -1,9 +1,9 @@
 import pandas as pd
 import pytest
 
-from jigsaw_kit.data import EXAMPLE_COLUMNS, load_competition
-from jigsaw_kit.errors import KitError
-from jigsaw_kit.folds import distinct_bodies, fold_training_rows, leaked_texts, make_folds
+from jigsaw_kit.core.errors import KitError
+from jigsaw_kit.data.competition import EXAMPLE_COLUMNS, load_competition
+from jigsaw_kit.data.folds import distinct_bodies, fold_training_rows, leaked_texts, make_folds
 
 from .conftest import SAMPLE, make_test, make_train
 

@@ -21,14 +21,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jigsaw_kit import dataset
 from jigsaw_kit.cli import main
-from jigsaw_kit.config import load_config
-from jigsaw_kit.data import EXAMPLE_COLUMNS, TEST_COLUMNS, TRAIN_COLUMNS, load_competition
-from jigsaw_kit.errors import KitError
-from jigsaw_kit.predict import predict
-from jigsaw_kit.submit import make_submission
-from jigsaw_kit.train import train
+from jigsaw_kit.core.config import load_config
+from jigsaw_kit.core.errors import KitError
+from jigsaw_kit.data import dataset
+from jigsaw_kit.data.competition import EXAMPLE_COLUMNS, TEST_COLUMNS, TRAIN_COLUMNS, load_competition
+from jigsaw_kit.data.submission import make_submission
+from jigsaw_kit.pipeline import fit as train
+from jigsaw_kit.pipeline import predict
 
 from .conftest import RULE_A, RULE_B, SAMPLE, make_test, make_train, write_competition
 
@@ -389,8 +389,8 @@ def test_unseen_test_rule_is_learnt_from_test_examples(tmp_path):
 
 def test_huge_cells_are_cut_and_then_truncated_by_the_tokenizer(tmp_path, monkeypatch, caplog):
     # A 300 kB comment under a 5 kB rule: uncut, the tokenizer's pair truncation needs gigabytes.
-    from jigsaw_kit.checkpoints import load_tokenizer, resolve_model
-    from jigsaw_kit.train import tokenize_rows
+    from jigsaw_kit.core.checkpoints import load_tokenizer, resolve_model
+    from jigsaw_kit.methods.transformer.trainer import tokenize_rows
 
     from .conftest import ROOT
 

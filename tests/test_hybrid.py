@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jigsaw_kit import embed, hybrid
 from jigsaw_kit.cli import main
-from jigsaw_kit.config import load_config
-from jigsaw_kit.hybrid import HybridRuleModel, lookup_key
+from jigsaw_kit.core.config import load_config
+from jigsaw_kit.methods import embed, hybrid
+from jigsaw_kit.methods.hybrid import HybridRuleModel, lookup_key
 
 from .conftest import ROOT, SAMPLE
 

@@ -32,7 +32,7 @@ import pytest
 
 from jigsaw_kit import __version__
 from jigsaw_kit import kaggle as kk
-from jigsaw_kit.errors import KitError
+from jigsaw_kit.core.errors import KitError
 
 from .conftest import ROOT, SAMPLE
 
@@ -174,7 +174,10 @@ def _fake_checkpoint(d: Path) -> Path:
 @pytest.fixture
 def fake_kit_build(monkeypatch):
     # The real build (pip wheel, ~5 s) runs in the rehearsal; here a placeholder keeps these tests fast.
-    monkeypatch.setattr(kk, "build_kit_wheel", lambda dest, root=None: _fake_wheel(dest, "jigsaw_kit", __version__))
+    monkeypatch.setattr(
+        "jigsaw_kit.kaggle.bundling.build_kit_wheel",
+        lambda dest, root=None: _fake_wheel(dest, "jigsaw_kit", __version__),
+    )
 
 
 def test_bundle_from_a_wheel_dir_is_ready_for_kaggle_datasets_create(tmp_path, fake_kit_build, no_network):
@@ -299,7 +302,7 @@ def _simulated_image(dest: Path, hide: set[str]) -> Path:
     site = Path(sysconfig.get_paths()["purelib"])
     hidden: set[str] = set()
     for dist in distributions(path=[str(site)]):
-        if kk._canon(dist.metadata["Name"]) not in hide:
+        if kk.canonical_name(dist.metadata["Name"]) not in hide:
             continue
         for f in dist.files or []:
             if f.parts and f.parts[0] != "..":
@@ -353,7 +356,7 @@ def test_notebook_rehearsal_offline_in_a_stand_in_kaggle_image(tmp_path, monkeyp
     wheels = inp / "datasets" / "me" / "jigsaw-kit-wheels"
     assert (wheels / f"jigsaw_kit-{__version__}-py3-none-any.whl").is_file()
     with zipfile.ZipFile(wheels / f"jigsaw_kit-{__version__}-py3-none-any.whl") as z:
-        assert "jigsaw_kit/configs/kaggle-t4.yaml" in z.namelist() and "jigsaw_kit/kaggle.py" in z.namelist()
+        assert "jigsaw_kit/configs/kaggle-t4.yaml" in z.namelist() and "jigsaw_kit/kaggle/notebook.py" in z.namelist()
 
     # 2. the stand-in image: a bare venv + a .pth to this venv's packages minus the kit (and minus the bundled
     #    packages when the bundle carries them), + "internet off"
@@ -368,7 +371,7 @@ def test_notebook_rehearsal_offline_in_a_stand_in_kaggle_image(tmp_path, monkeyp
             check=True,
         ).stdout.strip()
     )
-    hide = {"jigsaw-kit"} | ({kk._canon(w.name) for w in kk.KAGGLE_WHEELS} - KERNEL_NEEDS if full else set())
+    hide = {"jigsaw-kit"} | ({kk.canonical_name(w.name) for w in kk.KAGGLE_WHEELS} - KERNEL_NEEDS if full else set())
     image = _simulated_image(tmp_path / "image-site-packages", hide)
     (vsite / "_kaggle_image.pth").write_text(f"{image}\n")
     (vsite / "sitecustomize.py").write_text(SITECUSTOMIZE)

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from jigsaw_kit.metrics import mean_rule_auc, per_rule_auc, pooled_auc, summarize
+from jigsaw_kit.core.metrics import mean_rule_auc, per_rule_auc, pooled_auc, summarize
 
 
 def test_per_rule_auc_hand_computed():

@@ -17,12 +17,12 @@ import pandas as pd
 import pytest
 import torch
 
-from jigsaw_kit import models
-from jigsaw_kit.checkpoints import load_tokenizer
-from jigsaw_kit.config import Config, load_config
-from jigsaw_kit.errors import KitError
-from jigsaw_kit.prep import apply_template
-from jigsaw_kit.templates import ANSWER_SLOTS, AnswerSlot, render
+from jigsaw_kit.core.checkpoints import load_tokenizer
+from jigsaw_kit.core.config import Config, load_config
+from jigsaw_kit.core.errors import KitError
+from jigsaw_kit.core.templates import ANSWER_SLOTS, AnswerSlot, render
+from jigsaw_kit.data.prep import apply_template
+from jigsaw_kit.methods.transformer import modeling as models
 
 WORDS = (
     "no spam do not advertise buy cheap watches now legal advice offer you should sue your landlord "
@@ -397,8 +397,8 @@ CASES = [
 @pytest.mark.slow
 @pytest.mark.parametrize(("name", "template", "head", "lora_r", "gc", "want"), CASES, ids=lambda v: str(v))
 def test_train_predict(ckpt, tmp_path, monkeypatch, no_network, name, template, head, lora_r, gc, want):
-    from jigsaw_kit.predict import predict
-    from jigsaw_kit.train import train
+    from jigsaw_kit.pipeline import fit as train
+    from jigsaw_kit.pipeline import predict
 
     path = ckpt(name)
     cfg = tiny_cfg(path, template=template, head=head, lora_r=lora_r, gradient_checkpointing=gc)
@@ -442,7 +442,7 @@ def test_train_predict(ckpt, tmp_path, monkeypatch, no_network, name, template, 
 
 @pytest.mark.slow
 def test_lora_run_finds_its_base_under_weights(ckpt, tmp_path, monkeypatch):
-    from jigsaw_kit.train import train
+    from jigsaw_kit.pipeline import fit as train
 
     path = ckpt("qwen2")
     cfg = tiny_cfg(path, template="yes-no-chatml", lora_r=2, max_steps=1)

@@ -12,16 +12,18 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jigsaw_kit import predict as P
-from jigsaw_kit.config import Config, save_config
-from jigsaw_kit.errors import KitError
+from jigsaw_kit import pipeline
+from jigsaw_kit.core.config import Config, save_config
+from jigsaw_kit.core.errors import KitError
+from jigsaw_kit.methods import batching as B
+from jigsaw_kit.methods.transformer import predict as P
 
 
 @given(st.lists(st.integers(1, 300), min_size=0, max_size=200), st.integers(1, 2000))
 @settings(max_examples=200, deadline=None)
 def test_token_budget_batches_cover_each_row_once_within_budget(lengths, budget):
     lengths = np.array(lengths, dtype=np.int64)
-    batches = P.token_budget_batches(lengths, budget)
+    batches = B.token_budget_batches(lengths, budget)
     flat = np.concatenate(batches) if batches else np.empty(0, dtype=np.int64)
     assert sorted(flat.tolist()) == list(range(len(lengths)))
     for b in batches:
@@ -34,7 +36,7 @@ def test_token_budget_batches_cover_each_row_once_within_budget(lengths, budget)
 
 
 def test_over_long_row_gets_its_own_batch():
-    batches = P.token_budget_batches(np.array([10, 500, 10, 10]), budget=100)
+    batches = B.token_budget_batches(np.array([10, 500, 10, 10]), budget=100)
     assert [b.tolist() for b in batches] == [[1], [0, 2, 3]]
 
 
@@ -42,8 +44,8 @@ def test_over_long_row_gets_its_own_batch():
 @settings(max_examples=100, deadline=None)
 def test_shards_are_contiguous_and_cover_all_batches(lengths, world):
     lengths = np.array(lengths)
-    batches = P.token_budget_batches(lengths, 64)
-    shards = [P.shard_batches(batches, lengths, r, world) for r in range(world)]
+    batches = B.token_budget_batches(lengths, 64)
+    shards = [B.shard_batches(batches, lengths, r, world) for r in range(world)]
     joined = [b for s in shards for b in s]
     assert len(joined) == len(batches)
     assert all(a is b for a, b in zip(joined, batches))  # rank order = batch order: contiguous shards
@@ -92,13 +94,13 @@ def rows():
 @pytest.fixture(scope="module")
 def reference(run_dir, rows):
     """One row at a time: no padding at all, so nothing can depend on batching or order."""
-    return P.predict(run_dir, Config(predict_token_budget=1), rows, show_progress=False)
+    return pipeline.predict(run_dir, Config(predict_token_budget=1), rows, show_progress=False)
 
 
 def test_predictions_do_not_depend_on_the_budget(run_dir, rows, reference):
     assert np.isfinite(reference).all() and reference.std() > 0
     for budget in (64, 500, 1_000_000):
-        got = P.predict(run_dir, Config(predict_token_budget=budget), rows, show_progress=False)
+        got = pipeline.predict(run_dir, Config(predict_token_budget=budget), rows, show_progress=False)
         # padding is masked out; the only differences are float rounding from other matmul shapes
         np.testing.assert_allclose(got, reference, rtol=0, atol=1e-5)
 
@@ -112,8 +114,8 @@ def test_out_of_memory_splits_the_batch_and_retries(run_dir, rows, reference, mo
         return real(model, batch)
 
     monkeypatch.setattr(P, "_forward", forward)
-    with caplog.at_level(logging.WARNING, logger="jigsaw_kit.predict"):
-        got = P.predict(run_dir, Config(predict_token_budget=100_000), rows, show_progress=False)
+    with caplog.at_level(logging.WARNING, logger="jigsaw_kit.methods.transformer.predict"):
+        got = pipeline.predict(run_dir, Config(predict_token_budget=100_000), rows, show_progress=False)
     np.testing.assert_allclose(got, reference, rtol=0, atol=1e-5)
     assert "out of memory" in caplog.text and "splitting it in two" in caplog.text
 
@@ -129,7 +131,7 @@ def test_after_out_of_memory_later_batches_are_capped(run_dir, rows, reference, 
         return real(model, batch)
 
     monkeypatch.setattr(P, "_forward", forward)
-    got = P.predict(run_dir, Config(predict_token_budget=1000), rows, show_progress=False)
+    got = pipeline.predict(run_dir, Config(predict_token_budget=1000), rows, show_progress=False)
     np.testing.assert_allclose(got, reference, rtol=0, atol=1e-5)
     failures = [n for n in calls if n > 400]
     # the first batch fails until halved to fit; every later batch is split before it runs
@@ -142,24 +144,24 @@ def test_out_of_memory_on_a_single_row_is_a_kit_error(run_dir, rows, monkeypatch
 
     monkeypatch.setattr(P, "_forward", forward)
     with pytest.raises(KitError, match="does not fit in GPU memory"):
-        P.predict(run_dir, Config(predict_token_budget=1), rows.head(3), show_progress=False)
+        pipeline.predict(run_dir, Config(predict_token_budget=1), rows.head(3), show_progress=False)
 
 
 def test_several_devices_restore_the_order(run_dir, rows, reference):
-    from jigsaw_kit.checkpoints import load_classifier, load_tokenizer
+    from jigsaw_kit.core.checkpoints import load_classifier, load_tokenizer
 
     tok = load_tokenizer(run_dir / "model")
     model = load_classifier(run_dir / "model").eval()
     enc = P.encode(tok, rows, 256)
     lengths = np.array([len(x) for x in enc["input_ids"]])
-    batches = P.token_budget_batches(lengths, 200)
+    batches = B.token_budget_batches(lengths, 200)
     cpu = torch.device("cpu")
     got = P.predict_on_devices(model, tok, enc, batches, len(rows), [cpu, cpu, cpu])
     np.testing.assert_allclose(got, reference, rtol=0, atol=1e-5)
 
 
 def test_naive_padding_to_max_length_gives_the_same_probabilities(run_dir, rows, reference):
-    from jigsaw_kit.checkpoints import load_classifier, load_tokenizer
+    from jigsaw_kit.core.checkpoints import load_classifier, load_tokenizer
 
     tok = load_tokenizer(run_dir / "model")
     model = load_classifier(run_dir / "model").eval()

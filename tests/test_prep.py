@@ -1,7 +1,7 @@
 import pandas as pd
 
-from jigsaw_kit.prep import apply_template, dedup, melt, rows_to_predict, training_rows
-from jigsaw_kit.templates import TEMPLATES
+from jigsaw_kit.core.templates import TEMPLATES
+from jigsaw_kit.data.prep import apply_template, dedup, melt, rows_to_predict, training_rows
 
 from .conftest import RULE_A, RULE_B, make_test, make_train
 
@@ -80,7 +80,7 @@ def test_test_rows_keep_order_and_ids():
 
 
 def test_upsample_test_examples_repeats_only_rows_labelled_by_test_or_held_out_examples():
-    from jigsaw_kit.prep import upsample_test_examples
+    from jigsaw_kit.data.prep import upsample_test_examples
 
     rows = pd.DataFrame(
         {

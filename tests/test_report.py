@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jigsaw_kit import metrics as M
-from jigsaw_kit.report import FIGURES, console_table, write_report
+from jigsaw_kit.core import metrics as M
+from jigsaw_kit.evaluate.report import FIGURES, console_table, write_report
 
 RULES = [
     "No legal advice: Do not offer or request legal advice.",
@@ -140,7 +140,7 @@ def test_single_run_metrics_and_many_rules(tmp_path: Path) -> None:
 
 
 def test_missing_column_is_a_kit_error(tmp_path: Path) -> None:
-    from jigsaw_kit.errors import KitError
+    from jigsaw_kit.core.errors import KitError
 
     with pytest.raises(KitError, match="prediction"):
         write_report(tmp_path, _oof().drop(columns=["prediction"]), {})

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from jigsaw_kit.cli import main
-from jigsaw_kit.train import latest_checkpoint
+from jigsaw_kit.methods.transformer.trainer import latest_checkpoint
 
 from .conftest import ROOT, SAMPLE
 

@@ -2,9 +2,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jigsaw_kit.atomic import write_csv
-from jigsaw_kit.errors import KitError
-from jigsaw_kit.submit import make_submission
+from jigsaw_kit.core.atomic import write_csv
+from jigsaw_kit.core.errors import KitError
+from jigsaw_kit.data.submission import make_submission
 
 
 def test_submission_follows_sample_order():

@@ -21,7 +21,7 @@ OUTPUT_DIR/bench.json (keys below) after a table on stdout:
   (--rehearsal-rows) are built, tokenized and batched, timed: the rehearsal of the pipeline at the
   hidden test's scale (memory included). The model runs on the first --test-rows of them
   (a random sample, as the draw is random) and rows/s is projected linearly to 54,000.
-  Kit = predict.token_budget_batches (length-sorted, token budget from the config).
+  Kit = methods.batching.token_budget_batches (length-sorted, token budget from the config).
   Naive = fixed batches of 32 in file order, padded to 512, on the first --naive-test-rows.
 - peak resident memory (getrusage; the kit's phases run first, so the peak after them is the
   kit's own) and, on CUDA, torch.cuda.max_memory_allocated per phase.
@@ -49,7 +49,6 @@ Kaggle 2x T4 (one process per GPU; the Trainer runs DDP, predict shards the batc
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import resource
@@ -63,8 +62,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .atomic import write_json
-from .errors import KitError
+from jigsaw_kit.core.atomic import write_json
+from jigsaw_kit.core.errors import KitError
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +75,7 @@ DEFAULT_T4_SPEEDUP_OVER_CPU = 50.0
 
 def synthetic_test(train_rows: pd.DataFrame, n: int, template: str, seed: int = 0) -> pd.DataFrame:
     """n test-like rows: (rule, text) drawn independently, with replacement, from the processed rows."""
-    from .prep import apply_template
+    from jigsaw_kit.data.prep import apply_template
 
     rng = np.random.default_rng(seed)
     texts = train_rows["text"].drop_duplicates().to_numpy()
@@ -179,8 +178,9 @@ def measure_training(
         set_seed,
     )
 
-    from .checkpoints import load_classifier
-    from .train import resolve_precision, tokenize_rows, training_arguments
+    from jigsaw_kit.core.checkpoints import load_classifier
+    from jigsaw_kit.methods.transformer.modeling import resolve_precision
+    from jigsaw_kit.methods.transformer.trainer import tokenize_rows, training_arguments
 
     max_length = NAIVE_MAX_LENGTH if naive else cfg.max_length
     dataset = tokenize_rows(tokenizer, rows, max_length, with_labels=True)
@@ -260,7 +260,8 @@ def measure_training(
 def measure_inference(
     model: Any, tokenizer: Any, enc: dict, batches: list[np.ndarray], device: Any, pad_to: int | None, gpu: _Gpu
 ) -> dict[str, Any]:
-    from .predict import padded_tokens, predict_batches
+    from jigsaw_kit.methods.batching import padded_tokens
+    from jigsaw_kit.methods.transformer.predict import predict_batches
 
     lengths = np.array([len(x) for x in enc["input_ids"]])
     gpu.start()
@@ -299,12 +300,13 @@ def run_bench(
     """Run every measurement; return (and write to output_dir/bench.json) the results."""
     import torch
 
-    from . import dataset
-    from .checkpoints import load_classifier, load_tokenizer, resolve_model
-    from .config import load_config
-    from .data import load_competition
-    from .predict import encode, padded_tokens, predict_batches, token_budget_batches
-    from .prep import melt
+    from jigsaw_kit.core.checkpoints import load_classifier, load_tokenizer, resolve_model
+    from jigsaw_kit.core.config import load_config
+    from jigsaw_kit.data import dataset
+    from jigsaw_kit.data.competition import load_competition
+    from jigsaw_kit.data.prep import melt
+    from jigsaw_kit.methods.batching import padded_tokens, token_budget_batches
+    from jigsaw_kit.methods.transformer.predict import encode, predict_batches
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
@@ -472,55 +474,3 @@ def format_table(r: dict[str, Any]) -> str:
         f"  on the measured device itself: {r['projected_hours_here']:.2f} h",
     ]
     return "\n".join(lines)
-
-
-def cmd_bench(args: argparse.Namespace) -> int:
-    from .cli import _config
-
-    cfg = _config(args)
-    result = run_bench(
-        cfg,
-        args.data_dir,
-        args.device,
-        Path(args.output_dir),
-        kaggle_config=args.kaggle_config,
-        train_rows=args.train_rows,
-        train_steps=args.train_steps,
-        naive_steps=args.naive_steps,
-        test_rows=args.test_rows,
-        naive_test_rows=args.naive_test_rows,
-        speedup=args.assume_t4_speedup,
-        rehearsal_rows=args.rehearsal_rows,
-    )
-    print(format_table(result))
-    print(f"wrote {Path(args.output_dir) / 'bench.json'} ({result['bench_seconds']:.0f}s)")
-    return 0
-
-
-def add_bench_parser(sub: Any) -> None:
-    from .cli import _add_config_args
-
-    p = sub.add_parser("bench", help="measure kit vs naive training/inference throughput; project Kaggle time")
-    p.add_argument("--data-dir", help="competition folder (default: Kaggle mounts, then kagglehub)")
-    p.add_argument("--device", choices=["cpu", "cuda"], default=None, help="default: cuda when visible, else cpu")
-    p.add_argument("--output-dir", default="runs/bench", help="where bench.json goes (default runs/bench)")
-    p.add_argument("--train-rows", type=int, help="sample this many training rows to draw batches from (default all)")
-    p.add_argument("--train-steps", type=int, default=20, help="optimizer steps, kit recipe (default 20)")
-    p.add_argument("--naive-steps", type=int, default=5, help="optimizer steps, naive recipe (default 5)")
-    p.add_argument("--test-rows", type=int, default=2000, help="synthetic rows the kit predicts (default 2000)")
-    p.add_argument("--naive-test-rows", type=int, default=160, help="synthetic rows naive predicts (default 160)")
-    p.add_argument(
-        "--rehearsal-rows",
-        type=int,
-        default=KAGGLE_TEST_ROWS,
-        help=f"synthetic test rows built, tokenized and batched (default {KAGGLE_TEST_ROWS}, the hidden test's size)",
-    )
-    p.add_argument("--kaggle-config", default="kaggle-t4", help="config whose epochs the projection uses")
-    p.add_argument(
-        "--assume-t4-speedup",
-        type=float,
-        help=f"ASSUMED speed of one T4 relative to the measured device (default {DEFAULT_T4_SPEEDUP_OVER_CPU:g} "
-        "on cpu, 1 on cuda)",
-    )
-    _add_config_args(p, default="cpu-minilm")  # the bench measures fine-tuning recipes
-    p.set_defaults(func=cmd_bench)

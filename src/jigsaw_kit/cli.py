@@ -20,8 +20,27 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .errors import KitError
+from jigsaw_kit import __version__
+from jigsaw_kit.bench import DEFAULT_T4_SPEEDUP_OVER_CPU, KAGGLE_TEST_ROWS, format_table, run_bench
+from jigsaw_kit.core.errors import KitError
+from jigsaw_kit.data.folds import SCHEMES
+from jigsaw_kit.evaluate.blend import blend_oof, blend_submissions
+from jigsaw_kit.evaluate.cv import run_cv, write_cv, write_provenance
+from jigsaw_kit.evaluate.report import cv_headline
+from jigsaw_kit.kaggle.budget import (
+    ASSUMED_T4,
+    DEFAULT_BUDGET_HOURS,
+    FULL_TEST_ROWS,
+    RESERVE_S,
+    Throughput,
+    fit_to_budget,
+    format_projection,
+    full_test_workloads,
+    project,
+    workload,
+)
+from jigsaw_kit.kaggle.bundling import bundle
+from jigsaw_kit.kaggle.wheels import USERNAME_PLACEHOLDER
 
 log = logging.getLogger("jigsaw_kit")
 
@@ -39,7 +58,7 @@ def _add_config_args(p: argparse.ArgumentParser, default: str = DEFAULT_CONFIG) 
 
 
 def _config(args: argparse.Namespace):
-    from .config import load_config, parse_overrides
+    from jigsaw_kit.core.config import load_config, parse_overrides
 
     overrides: dict[str, Any] = parse_overrides(args.set)
     for key in ("model", "epochs", "max_steps", "seed"):
@@ -69,7 +88,7 @@ def _run_dir(args: argparse.Namespace, cfg) -> Path:
 
 
 def cmd_vendor(args: argparse.Namespace) -> int:
-    from .checkpoints import DEFAULT_MODEL, vendor_default, weights_dir
+    from jigsaw_kit.core.checkpoints import DEFAULT_MODEL, vendor_default, weights_dir
 
     dest = vendor_default(Path(args.dest) if args.dest else weights_dir() / DEFAULT_MODEL)
     print(f"vendored {DEFAULT_MODEL} into {dest}")
@@ -77,14 +96,13 @@ def cmd_vendor(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from . import dataset
-    from .data import load_competition
+    from jigsaw_kit import pipeline
+    from jigsaw_kit.data import dataset
 
     cfg = _config(args)
     out = Path(args.out)
     _check_writable(out, "--out")
-    comp = load_competition(args.data_dir)
-    p = dataset.build(comp, cfg)
+    p = pipeline.build(cfg, args.data_dir)
     dataset.save(p, out)
     _print_build(p)
     print(f"wrote {out}/train.parquet, test.parquet, sample_submission.csv, manifest.json")
@@ -108,17 +126,10 @@ def _print_build(p) -> None:
 
 
 def _train(cfg, processed, run_dir: Path, resume: bool = False, processed_dir: Path | None = None):
-    from .train import latest_checkpoint, train
+    from jigsaw_kit import pipeline
 
-    ckpt = latest_checkpoint(run_dir)
-    if ckpt is not None and not resume:
-        # Starting over would delete hours of training: make the user say which they want.
-        where = processed_dir or run_dir / "processed"
-        raise KitError(
-            f"{run_dir} holds a checkpoint of an unfinished run ({ckpt.name}). Continue it with "
-            f"`jigsaw-kit train --resume --processed {where} --run-dir {run_dir}` (same --config/--set), "
-            f"or start over: delete {ckpt.parent} or choose another --run-dir."
-        )
+    if not resume:
+        pipeline.refuse_unfinished(cfg, run_dir, processed_dir)
     log.info(
         "training %s (%s) on %d rows -> %s",
         cfg.name,
@@ -126,7 +137,7 @@ def _train(cfg, processed, run_dir: Path, resume: bool = False, processed_dir: P
         len(processed.train),
         run_dir,
     )
-    result = train(cfg, processed.train, run_dir, manifest=processed.manifest, resume=resume)
+    result = pipeline.fit(cfg, processed.train, run_dir, manifest=processed.manifest, resume=resume)
     print(_train_table(result))
     print(f"train: {result.rows} rows, {result.train_time_s:.1f}s, {result.rows_per_s:.1f} rows/s -> {run_dir}")
     return result
@@ -148,7 +159,7 @@ def _train_table(result) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from . import dataset
+    from jigsaw_kit.data import dataset
 
     cfg = _config(args)
     run_dir = _run_dir(args, cfg)
@@ -160,17 +171,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _predict_and_write(cfg, processed, run_dir: Path, output: Path) -> None:
-    from .atomic import write_csv
-    from .predict import predict
-    from .submit import make_submission
+    from jigsaw_kit import pipeline
 
     t0 = time.perf_counter()
-    preds = predict(run_dir, cfg, processed.test)
+    preds = pipeline.predict(run_dir, cfg, processed.test)
     dt = time.perf_counter() - t0
-    sub = make_submission(processed.test["row_id"], preds, processed.sample_submission)
-    write_csv(sub, output)
-    if output.resolve() != (run_dir / "submission.csv").resolve():
-        write_csv(sub, run_dir / "submission.csv")  # so `jigsaw-kit blend` can take run dirs
+    sub = pipeline.submit(processed, preds, output, run_dir)
     v = sub["rule_violation"]
     print(
         f"predict: {len(sub)} rows in {dt:.1f}s ({len(sub) / max(dt, 1e-9):.0f} rows/s); "
@@ -180,8 +186,8 @@ def _predict_and_write(cfg, processed, run_dir: Path, output: Path) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from . import dataset
-    from .config import load_config
+    from jigsaw_kit.core.config import load_config
+    from jigsaw_kit.data import dataset
 
     run_dir = Path(args.run_dir)
     if not (run_dir / "config.yaml").is_file():
@@ -196,8 +202,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from . import dataset
-    from .data import load_competition
+    from jigsaw_kit import pipeline
+    from jigsaw_kit.data import dataset
 
     t0 = time.perf_counter()
     cfg = _config(args)
@@ -205,9 +211,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     output = Path(args.output)
     _check_writable(output, "--output")
     _check_writable(run_dir, "--run-dir")
-    comp = load_competition(args.data_dir)
-    log.info("data: %s", comp.data_dir)
-    processed = dataset.build(comp, cfg)
+    processed = pipeline.build(cfg, args.data_dir)
     _print_build(processed)
     dataset.save(processed, run_dir / "processed")
     _train(cfg, processed, run_dir)
@@ -257,19 +261,212 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(p)
     p.set_defaults(func=cmd_run)
 
-    from .cv import add_cv_parser  # keeps cv's options next to its code
-
-    add_cv_parser(sub)
-    from .bench import add_bench_parser  # kit vs naive throughput + Kaggle projection, next to its code
-
-    add_bench_parser(sub)
-    from .kaggle import add_kaggle_parser  # bundle + kaggle-plan, next to the Kaggle code
-
-    add_kaggle_parser(sub)
-    from .blend import add_blend_parser
-
-    add_blend_parser(sub)
+    _add_cv_parser(sub)
+    _add_bench_parser(sub)
+    _add_kaggle_parser(sub)
+    _add_blend_parser(sub)
     return parser
+
+
+def cmd_cv(args: argparse.Namespace) -> int:
+    from jigsaw_kit.cli import _check_writable, _config
+    from jigsaw_kit.data.competition import load_competition
+    from jigsaw_kit.evaluate.report import console_table
+
+    cfg = _config(args)
+    default_root = Path("runs") / cfg.name
+    out_dir = Path(args.output_dir) if args.output_dir else default_root / "cv"
+    report_dir = Path(args.output_dir) if args.output_dir else default_root
+    _check_writable(out_dir, "--output-dir")
+    comp = load_competition(args.data_dir)
+    write_provenance(out_dir, cfg, comp, args.scheme, args.folds)
+    oof, metrics, histories = run_cv(cfg, comp.train, comp.test, args.scheme, args.folds, out_dir, args.keep_models)
+    report = write_cv(out_dir, report_dir, oof, metrics, histories)
+    print(console_table(metrics))
+    print(cv_headline(metrics, args.scheme, cfg.name))
+    print(f"wrote {out_dir}/oof.csv, {out_dir}/metrics.json, {report}")
+    return 0
+
+
+def _add_cv_parser(sub: Any) -> None:
+    from jigsaw_kit.cli import _add_config_args
+
+    p = sub.add_parser("cv", help="leak-free cross-validation with out-of-fold predictions and a report")
+    p.add_argument("--data-dir", help="competition folder (default: Kaggle mounts, then kagglehub)")
+    p.add_argument("--scheme", choices=SCHEMES, default="novel")
+    p.add_argument("--folds", type=int, default=5, help="number of folds (ignored by rule-out: one per rule)")
+    p.add_argument(
+        "--output-dir",
+        help="default runs/<config name>/cv (report.md in runs/<config name>); a new run replaces the last",
+    )
+    p.add_argument("--keep-models", action="store_true", help="keep each fold's fine-tuned model")
+    _add_config_args(p)
+    p.set_defaults(func=cmd_cv)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from jigsaw_kit.cli import _config
+
+    cfg = _config(args)
+    result = run_bench(
+        cfg,
+        args.data_dir,
+        args.device,
+        Path(args.output_dir),
+        kaggle_config=args.kaggle_config,
+        train_rows=args.train_rows,
+        train_steps=args.train_steps,
+        naive_steps=args.naive_steps,
+        test_rows=args.test_rows,
+        naive_test_rows=args.naive_test_rows,
+        speedup=args.assume_t4_speedup,
+        rehearsal_rows=args.rehearsal_rows,
+    )
+    print(format_table(result))
+    print(f"wrote {Path(args.output_dir) / 'bench.json'} ({result['bench_seconds']:.0f}s)")
+    return 0
+
+
+def _add_bench_parser(sub: Any) -> None:
+    from jigsaw_kit.cli import _add_config_args
+
+    p = sub.add_parser("bench", help="measure kit vs naive training/inference throughput; project Kaggle time")
+    p.add_argument("--data-dir", help="competition folder (default: Kaggle mounts, then kagglehub)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default=None, help="default: cuda when visible, else cpu")
+    p.add_argument("--output-dir", default="runs/bench", help="where bench.json goes (default runs/bench)")
+    p.add_argument("--train-rows", type=int, help="sample this many training rows to draw batches from (default all)")
+    p.add_argument("--train-steps", type=int, default=20, help="optimizer steps, kit recipe (default 20)")
+    p.add_argument("--naive-steps", type=int, default=5, help="optimizer steps, naive recipe (default 5)")
+    p.add_argument("--test-rows", type=int, default=2000, help="synthetic rows the kit predicts (default 2000)")
+    p.add_argument("--naive-test-rows", type=int, default=160, help="synthetic rows naive predicts (default 160)")
+    p.add_argument(
+        "--rehearsal-rows",
+        type=int,
+        default=KAGGLE_TEST_ROWS,
+        help=f"synthetic test rows built, tokenized and batched (default {KAGGLE_TEST_ROWS}, the hidden test's size)",
+    )
+    p.add_argument("--kaggle-config", default="kaggle-t4", help="config whose epochs the projection uses")
+    p.add_argument(
+        "--assume-t4-speedup",
+        type=float,
+        help=f"ASSUMED speed of one T4 relative to the measured device (default {DEFAULT_T4_SPEEDUP_OVER_CPU:g} "
+        "on cpu, 1 on cuda)",
+    )
+    _add_config_args(p, default="cpu-minilm")  # the bench measures fine-tuning recipes
+    p.set_defaults(func=cmd_bench)
+
+
+def cmd_bundle(args: argparse.Namespace) -> int:
+    report = bundle(
+        Path(args.model),
+        Path(args.out),
+        wheel_dir=Path(args.wheel_dir) if args.wheel_dir else None,
+        download=not args.no_download,
+        kit_only=args.kit_only,
+        username=args.username,
+    )
+    for line in report.lines():
+        print(line)
+    print(
+        f"next: kaggle datasets create -p {report.wheels_dir} --dir-mode zip\n"
+        f"      kaggle datasets create -p {report.model_dir} --dir-mode zip\n"
+        "      kaggle kernels push -p kernel"
+        + (f"   (first replace {USERNAME_PLACEHOLDER} in the dataset-metadata.json files and kernel/)"
+           if args.username == USERNAME_PLACEHOLDER else "")
+    )  # fmt: skip
+    return 0
+
+
+def cmd_kaggle_plan(args: argparse.Namespace) -> int:
+    from jigsaw_kit.cli import _config
+    from jigsaw_kit.data import dataset
+    from jigsaw_kit.data.competition import load_competition
+
+    cfg = _config(args)
+    if cfg.method != "transformer":
+        print(
+            f"config {cfg.name} (method {cfg.method}) trains no epochs: it embeds or vectorises each text once "
+            "and fits regressions, minutes at most. kaggle-plan projects fine-tuning configs (e.g. kaggle-t4)."
+        )
+        return 0
+    tp = ASSUMED_T4
+    if args.train_rows_per_s or args.predict_rows_per_s:
+        tp = Throughput(
+            args.train_rows_per_s or ASSUMED_T4.train_rows_per_s,
+            args.predict_rows_per_s or ASSUMED_T4.predict_rows_per_s,
+            cfg.max_length,
+            "given on the command line",
+        )
+    budget = args.budget_hours * 3600
+    processed = dataset.build(load_competition(args.data_dir), cfg)
+    work = workload(cfg, len(processed.train), len(processed.test), args.devices)
+    print(format_projection("this data", work, tp, project(work, tp, RESERVE_S), budget))
+    for label, w in full_test_workloads(processed.manifest, work, args.test_rows):
+        print(format_projection(label, w, tp, project(w, tp, RESERVE_S), budget))
+        plan = fit_to_budget(w, tp, budget, RESERVE_S)
+        for change in plan.changes:
+            print(f"  BUDGET: {change}")
+    return 0
+
+
+def _add_kaggle_parser(sub: Any) -> None:
+    from jigsaw_kit.cli import _add_config_args
+
+    p = sub.add_parser("bundle", help="build the Kaggle datasets: kit + dependency wheels, and the checkpoint")
+    p.add_argument("--model", required=True, help="checkpoint folder to ship (e.g. weights/all-MiniLM-L6-v2)")
+    p.add_argument("--out", default="dist/kaggle", help="output folder (default dist/kaggle)")
+    p.add_argument("--wheel-dir", help="folder of already-downloaded wheels, used before pip download")
+    p.add_argument("--no-download", action="store_true", help="never use the network; missing wheels are an error")
+    p.add_argument("--kit-only", action="store_true", help="bundle only the kit's wheel (image has the rest)")
+    p.add_argument("--username", default=USERNAME_PLACEHOLDER, help="your Kaggle username for the dataset ids")
+    p.set_defaults(func=cmd_bundle)
+
+    p = sub.add_parser("kaggle-plan", help="project a Kaggle run's time against the 12 h limit")
+    p.add_argument("--data-dir", help="competition folder (default: Kaggle mounts, then kagglehub)")
+    p.add_argument("--test-rows", type=int, default=FULL_TEST_ROWS, help=f"hidden test size (default {FULL_TEST_ROWS})")
+    p.add_argument("--train-rows-per-s", type=float, help=f"default {ASSUMED_T4.train_rows_per_s:g} (assumed T4)")
+    p.add_argument("--predict-rows-per-s", type=float, help=f"default {ASSUMED_T4.predict_rows_per_s:g} (assumed T4)")
+    p.add_argument("--budget-hours", type=float, default=DEFAULT_BUDGET_HOURS)
+    p.add_argument("--devices", type=int, default=1, help="GPUs sharing the batch (torchrun)")
+    _add_config_args(p, default="cpu-minilm")  # plans fine-tuning time; the hybrid needs no plan
+    p.set_defaults(func=cmd_kaggle_plan)
+
+
+def cmd_blend(args: argparse.Namespace) -> int:
+    from jigsaw_kit.core.atomic import write_csv
+    from jigsaw_kit.data.submission import check_submission
+
+    paths = [Path(p) for p in args.inputs]
+    if args.oof:
+        out, scores = blend_oof(paths, args.weights)
+        for name, s in scores.items():
+            print(f"{s:.4f}  mean_rule_auc  {name}")
+        if args.output:
+            write_csv(out, Path(args.output))
+            print(f"wrote {args.output}")
+        return 0
+    if not args.test:
+        raise KitError("blend needs --test test.csv (it gives each row's rule) unless --oof is set.")
+    from jigsaw_kit.data.competition import _read_csv, validate_test
+
+    test = validate_test(_read_csv(Path(args.test)), Path(args.test))
+    sub = blend_submissions(paths, test, args.weights)
+    check_submission(sub, test[["row_id"]])
+    write_csv(sub, Path(args.output or "submission.csv"))
+    print(f"blended {len(paths)} inputs (weights {args.weights or 'equal'}) -> {args.output or 'submission.csv'}")
+    return 0
+
+
+def _add_blend_parser(sub: Any) -> None:
+    p = sub.add_parser("blend", help="rank-blend predictions within each rule (submissions or OOF files)")
+    p.add_argument("inputs", nargs="+", help="submission CSVs / run dirs, or oof.csv files / CV dirs with --oof")
+    p.add_argument("--test", help="test.csv: each row's rule (required unless --oof)")
+    p.add_argument("--weights", type=float, nargs="+", help="one weight per input (default equal)")
+    p.add_argument("--output", help="output CSV (default submission.csv; with --oof, optional blended oof)")
+    p.add_argument(
+        "--oof", action="store_true", help="inputs are OOF files: print each one's CV metric and the blend's"
+    )
+    p.set_defaults(func=cmd_blend)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,11 +13,11 @@ from typing import Any
 
 import pandas as pd
 
-from .atomic import atomic_path, write_csv, write_json
-from .config import Config
-from .data import CompetitionData
-from .errors import KitError
-from .prep import apply_template, rows_to_predict, training_rows
+from jigsaw_kit.core.atomic import atomic_path, write_csv, write_json
+from jigsaw_kit.core.config import Config
+from jigsaw_kit.core.errors import KitError
+from jigsaw_kit.data.competition import CompetitionData
+from jigsaw_kit.data.prep import apply_template, rows_to_predict, training_rows
 
 
 @dataclass

@@ -11,7 +11,6 @@ training logs to runs/<name>/cv/ (or --output-dir), and report.md with figures t
 
 from __future__ import annotations
 
-import argparse
 import logging
 import shutil
 import time
@@ -21,10 +20,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .config import Config
-from .folds import LB_WEIGHTS, SCHEMES, fold_training_rows, leaked_texts, make_folds, never_used_texts
-from .metrics import summarize
-from .prep import apply_template
+from jigsaw_kit.core.config import Config
+from jigsaw_kit.core.metrics import summarize
+from jigsaw_kit.data.folds import LB_WEIGHTS, fold_training_rows, leaked_texts, make_folds, never_used_texts
+from jigsaw_kit.data.prep import apply_template
 
 log = logging.getLogger(__name__)
 FIGURE_KEYS = ("mean_rule_auc", "pooled_auc", "log_loss", "accuracy", "f1")
@@ -40,8 +39,7 @@ def run_cv(
     keep_models: bool = False,
 ) -> tuple[pd.DataFrame, dict[str, Any], list[list[dict]]]:
     """Train and score each fold; returns (oof, metrics, log histories)."""
-    from .predict import predict
-    from .train import train as train_model
+    from jigsaw_kit.pipeline import fit, predict
 
     folds = make_folds(train, test, scheme=scheme, k=k, seed=cfg.seed)
     oofs, fold_metrics, histories = [], [], []
@@ -61,7 +59,7 @@ def run_cv(
             len(valid),
             valid["rule"].nunique(),
         )
-        result = train_model(cfg, rows, fold_dir)
+        result = fit(cfg, rows, fold_dir)
         preds = predict(fold_dir, cfg, valid)
         oof = valid[["rule", "text", "label"]].assign(prediction=preds, fold=i)
         if fold.part:  # lb-proxy: a text is held out once in each part
@@ -137,8 +135,8 @@ def _nanstd(xs: list[float]) -> float:
 
 
 def write_cv(out_dir: Path, report_dir: Path, oof: pd.DataFrame, metrics: dict, histories: list[list[dict]]) -> Path:
-    from .atomic import write_csv, write_json
-    from .report import write_report
+    from jigsaw_kit.core.atomic import write_csv, write_json
+    from jigsaw_kit.evaluate.report import write_report
 
     write_csv(oof, out_dir / "oof.csv")
     write_json(out_dir / "metrics.json", metrics)
@@ -146,75 +144,14 @@ def write_cv(out_dir: Path, report_dir: Path, oof: pd.DataFrame, metrics: dict, 
     return write_report(report_dir, oof, metrics, histories, title=title)
 
 
-def _write_provenance(out_dir: Path, cfg: Config, comp: Any, scheme: str, folds: int) -> None:
+def write_provenance(out_dir: Path, cfg: Config, comp: Any, scheme: str, folds: int) -> None:
     """What a CV score came from, as for a training run: resolved config, library versions, data hashes."""
-    from .atomic import atomic_path, write_json
-    from .config import save_config
-    from .train import versions
+    from jigsaw_kit.core.atomic import atomic_path, write_json
+    from jigsaw_kit.core.config import save_config
+    from jigsaw_kit.core.versions import versions
 
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_path(out_dir / "config.yaml", lambda t: save_config(cfg, t))
     write_json(out_dir / "versions.json", versions())
     manifest = {"data_dir": str(comp.data_dir), "hashes": comp.hashes, "scheme": scheme, "folds": folds}
     write_json(out_dir / "data_manifest.json", manifest)
-
-
-def headline(metrics: dict, scheme: str, name: str) -> str:
-    """The lines a person reads after a CV run."""
-    if "parts" in metrics:
-        parts = metrics["parts"]
-        lines = [
-            f"cv {scheme} ({name}): mean_rule_auc {metrics['mean_rule_auc']:.4f} = "
-            + " + ".join(f"{w} x {p} {parts[p]['mean']:.4f}" for p, w in LB_WEIGHTS.items())
-            + f" over {sum(LB_WEIGHTS.values())}, {metrics['wall_time_s']:.0f}s"
-        ]
-        for p in LB_WEIGHTS:
-            for rule, r in parts[p]["per_rule"].items():
-                lines.append(f"  {p:6s} {r['mean']:.4f} ± {r['std']:.4f}  {rule[:70]}")
-    else:
-        m, s = metrics["mean"]["mean_rule_auc"], metrics["std"]["mean_rule_auc"]
-        lines = [
-            f"cv {scheme} ({name}): mean_rule_auc {m:.4f} ± {s:.4f} over {metrics['folds_k']} folds, "
-            f"{metrics['wall_time_s']:.0f}s"
-        ]
-    nu = metrics["never_used_as_example"]
-    lines.append(
-        f"  diagnostic, {nu['n']} held-out bodies never used as examples (label-noisy): {nu['mean_rule_auc']:.4f}"
-    )
-    return "\n".join(lines)
-
-
-def cmd_cv(args: argparse.Namespace) -> int:
-    from .cli import _check_writable, _config
-    from .data import load_competition
-    from .report import console_table
-
-    cfg = _config(args)
-    default_root = Path("runs") / cfg.name
-    out_dir = Path(args.output_dir) if args.output_dir else default_root / "cv"
-    report_dir = Path(args.output_dir) if args.output_dir else default_root
-    _check_writable(out_dir, "--output-dir")
-    comp = load_competition(args.data_dir)
-    _write_provenance(out_dir, cfg, comp, args.scheme, args.folds)
-    oof, metrics, histories = run_cv(cfg, comp.train, comp.test, args.scheme, args.folds, out_dir, args.keep_models)
-    report = write_cv(out_dir, report_dir, oof, metrics, histories)
-    print(console_table(metrics))
-    print(headline(metrics, args.scheme, cfg.name))
-    print(f"wrote {out_dir}/oof.csv, {out_dir}/metrics.json, {report}")
-    return 0
-
-
-def add_cv_parser(sub: Any) -> None:
-    from .cli import _add_config_args
-
-    p = sub.add_parser("cv", help="leak-free cross-validation with out-of-fold predictions and a report")
-    p.add_argument("--data-dir", help="competition folder (default: Kaggle mounts, then kagglehub)")
-    p.add_argument("--scheme", choices=SCHEMES, default="novel")
-    p.add_argument("--folds", type=int, default=5, help="number of folds (ignored by rule-out: one per rule)")
-    p.add_argument(
-        "--output-dir",
-        help="default runs/<config name>/cv (report.md in runs/<config name>); a new run replaces the last",
-    )
-    p.add_argument("--keep-models", action="store_true", help="keep each fold's fine-tuned model")
-    _add_config_args(p)
-    p.set_defaults(func=cmd_cv)

@@ -37,11 +37,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .atomic import write_json
-from .checkpoints import resolve_model, set_offline
-from .config import Config
-from .errors import KitError
-from .templates import ANSWER_SLOTS, AnswerSlot, render
+from jigsaw_kit.core.atomic import write_json
+from jigsaw_kit.core.checkpoints import read_model_config, resolve_model, set_offline
+from jigsaw_kit.core.config import Config
+from jigsaw_kit.core.errors import KitError
+from jigsaw_kit.core.templates import ANSWER_SLOTS, AnswerSlot, render
 
 log = logging.getLogger(__name__)
 
@@ -54,13 +54,6 @@ HEAD_FORMAT = 1
 # ------------------------------------------------------------------------------------------
 # What the checkpoint is, and which head it gets
 # ------------------------------------------------------------------------------------------
-
-
-def read_model_config(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise KitError(f"cannot read {Path(path) / 'config.json'}: {e}") from None
 
 
 def backbone_kind(config: dict[str, Any]) -> str:
@@ -259,8 +252,6 @@ def _precision(cfg: Config | None) -> str:
         import torch
 
         return "fp16" if torch.cuda.is_available() else "fp32"
-    from .train import resolve_precision  # here: train imports this module
-
     return resolve_precision(cfg)
 
 
@@ -293,7 +284,7 @@ def _bnb_config(compute_dtype):
     )
 
 
-def _from_pretrained(auto_cls, path: Path, what: str, **kwargs):
+def load_pretrained(auto_cls, path: Path, what: str, **kwargs):
     set_offline()
     from transformers.utils import logging as hf_logging
 
@@ -323,8 +314,8 @@ def _load_backbone(path: Path, head: str, dtype, quant, config=None):
             kwargs["config"] = config
         else:
             kwargs["num_labels"] = 2
-        return _from_pretrained(AutoModelForSequenceClassification, path, "sequence classifier", **kwargs)
-    return _from_pretrained(AutoModelForCausalLM, path, "causal LM", **kwargs)
+        return load_pretrained(AutoModelForSequenceClassification, path, "sequence classifier", **kwargs)
+    return load_pretrained(AutoModelForCausalLM, path, "causal LM", **kwargs)
 
 
 def _backbone_prefix(model: Any) -> str:
@@ -524,3 +515,17 @@ def load_for_inference(model_dir: Path, cfg: Config | None = None, merge: bool =
         model = yes_no_class()(model, meta["yes_id"], meta["no_id"], meta["suffix_ids"])
     model.kit_head = meta
     return model.eval()
+
+
+def resolve_precision(cfg: Config) -> str:
+    """fp32 on CPU; on CUDA bf16 where the GPU has fast bf16 (Ampere+), else fp16 (T4)."""
+    import torch
+
+    if cfg.precision != "auto":
+        if cfg.precision in ("fp16", "bf16") and not torch.cuda.is_available():
+            raise KitError(f"precision {cfg.precision} needs a CUDA GPU; use precision: auto or fp32 on CPU.")
+        return cfg.precision
+    if not torch.cuda.is_available():
+        return "fp32"
+    major, _ = torch.cuda.get_device_capability()
+    return "bf16" if major >= 8 and torch.cuda.is_bf16_supported() else "fp16"

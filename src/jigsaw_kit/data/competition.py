@@ -47,7 +47,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import KitError
+from jigsaw_kit.core.errors import KitError
 
 log = logging.getLogger(__name__)
 COMPETITION = "jigsaw-agile-community-rules"

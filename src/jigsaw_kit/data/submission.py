@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .errors import KitError
+from jigsaw_kit.core.errors import KitError
 
 
 def make_submission(row_ids: pd.Series, preds: np.ndarray, sample: pd.DataFrame) -> pd.DataFrame:

@@ -20,16 +20,18 @@ from __future__ import annotations
 
 import logging
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
-from .checkpoints import resolve_model
-from .config import Config
-from .embed import embed_texts
-from .rulewise import RuleRegressions
-from .tfidf import TfidfRuleModel
+from jigsaw_kit.core.checkpoints import resolve_model
+from jigsaw_kit.core.config import Config
+from jigsaw_kit.methods.base import FittedMethod
+from jigsaw_kit.methods.embed import embed_texts
+from jigsaw_kit.methods.rulewise import RuleRegressions
+from jigsaw_kit.methods.tfidf import TfidfRuleModel
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +45,12 @@ def lookup_key(rule: str, text: str) -> tuple[str, str]:
     return _SPACE.sub(" ", str(rule)).strip().casefold(), _SPACE.sub(" ", str(text)).strip().casefold()
 
 
-class HybridRuleModel:
+class HybridRuleModel(FittedMethod):
+    name = "hybrid"
+    file = "hybrid.joblib"
+
     def __init__(self, cfg: Config):
-        self.cfg = cfg
+        super().__init__(cfg)
         self.tfidf = TfidfRuleModel(cfg)
         self.known: dict[tuple[str, str], int] = {}
 
@@ -57,7 +62,7 @@ class HybridRuleModel:
     def _lr(self) -> LogisticRegression:
         return LogisticRegression(C=self.cfg.embed_c, max_iter=3000, random_state=self.cfg.seed)
 
-    def fit(self, rows: pd.DataFrame) -> HybridRuleModel:
+    def fit(self, rows: pd.DataFrame, work_dir: Path | None = None, resume_from: Path | None = None) -> HybridRuleModel:
         self.tfidf.fit(rows)
         y = rows["label"].to_numpy()
         # warn=False: the TF-IDF member already warns about the same rules
@@ -71,7 +76,7 @@ class HybridRuleModel:
     def _embedding_scores(self, rows: pd.DataFrame) -> np.ndarray:
         return self.embedding.predict(self._embed(rows["text"]), rows["rule"])
 
-    def predict(self, rows: pd.DataFrame) -> np.ndarray:
+    def predict(self, rows: pd.DataFrame, show_progress: bool = True) -> np.ndarray:
         w = self.cfg.tfidf_weight
         p = w * self.tfidf.predict(rows) + (1 - w) * self._embedding_scores(rows)
         if not self.known:

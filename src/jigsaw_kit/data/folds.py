@@ -34,9 +34,9 @@ from dataclasses import dataclass
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
-from .data import EXAMPLE_COLUMNS
-from .errors import KitError
-from .prep import dedup, melt
+from jigsaw_kit.core.errors import KitError
+from jigsaw_kit.data.competition import EXAMPLE_COLUMNS
+from jigsaw_kit.data.prep import dedup, melt
 
 SCHEMES = ("novel", "rule-out", "examples", "lb-proxy")
 LB_WEIGHTS = {"seen": 2, "unseen": 4}  # the hidden test: 2 rules in train.csv, 4 absent

@@ -15,9 +15,15 @@ from typing import Any, get_type_hints
 
 import yaml
 
-from .errors import KitError
+from jigsaw_kit.core.errors import KitError
 
-METHODS = ("transformer", "tfidf-lr", "hybrid")
+# The method registry: a config's `method` -> the class that implements it (jigsaw_kit.methods.base.Method).
+# Strings, imported on demand, so that reading a config never imports torch.
+METHODS = {
+    "transformer": "jigsaw_kit.methods.transformer.method:TransformerMethod",
+    "tfidf-lr": "jigsaw_kit.methods.tfidf:TfidfRuleModel",
+    "hybrid": "jigsaw_kit.methods.hybrid:HybridRuleModel",
+}
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 HEADS = ("auto", "seq-cls", "yes-no")
 
@@ -72,7 +78,7 @@ class Config:
 
     def validate(self) -> None:
         if self.method not in METHODS:
-            raise KitError(f"config '{self.name}': method must be one of {METHODS}, got {self.method!r}.")
+            raise KitError(f"config '{self.name}': method must be one of {tuple(METHODS)}, got {self.method!r}.")
         if self.precision not in PRECISIONS:
             raise KitError(f"config '{self.name}': precision must be one of {PRECISIONS}, got {self.precision!r}.")
         for key in ("max_length", "batch_size", "grad_accum", "predict_token_budget", "logging_steps"):
@@ -88,7 +94,7 @@ class Config:
             raise KitError(f"config '{self.name}': label_smoothing must be in [0, 1) and upsample_test_examples >= 1.")
         if not 0 <= self.warmup_ratio < 1:
             raise KitError(f"config '{self.name}': warmup_ratio must be in [0, 1), got {self.warmup_ratio}.")
-        from .templates import TEMPLATES  # local import: templates imports nothing from here
+        from jigsaw_kit.core.templates import TEMPLATES  # local import: templates imports nothing from here
 
         if self.template not in TEMPLATES:
             raise KitError(
@@ -97,7 +103,7 @@ class Config:
         self._validate_backbone()
 
     def _validate_backbone(self) -> None:
-        from .templates import ANSWER_SLOTS
+        from jigsaw_kit.core.templates import ANSWER_SLOTS
 
         if self.head not in HEADS:
             raise KitError(f"config '{self.name}': head must be one of {HEADS}, got {self.head!r}.")

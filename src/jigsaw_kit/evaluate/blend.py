@@ -12,15 +12,14 @@ with --oof, oof.csv files (rule, text, label, prediction) or CV dirs holding one
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .errors import KitError
-from .metrics import mean_rule_auc
+from jigsaw_kit.core.errors import KitError
+from jigsaw_kit.core.metrics import mean_rule_auc
 
 
 def rank_within_rule(rules: Any, scores: Any) -> np.ndarray:
@@ -114,40 +113,3 @@ def blend_oof(paths: list[Path], weights: list[float] | None) -> tuple[pd.DataFr
     scores = {str(p): score(k) for p, k in zip(paths, keyed)}
     scores["blend"] = score(out["prediction"].to_numpy())
     return out, scores
-
-
-def cmd_blend(args: argparse.Namespace) -> int:
-    from .atomic import write_csv
-    from .submit import check_submission
-
-    paths = [Path(p) for p in args.inputs]
-    if args.oof:
-        out, scores = blend_oof(paths, args.weights)
-        for name, s in scores.items():
-            print(f"{s:.4f}  mean_rule_auc  {name}")
-        if args.output:
-            write_csv(out, Path(args.output))
-            print(f"wrote {args.output}")
-        return 0
-    if not args.test:
-        raise KitError("blend needs --test test.csv (it gives each row's rule) unless --oof is set.")
-    from .data import _read_csv, validate_test
-
-    test = validate_test(_read_csv(Path(args.test)), Path(args.test))
-    sub = blend_submissions(paths, test, args.weights)
-    check_submission(sub, test[["row_id"]])
-    write_csv(sub, Path(args.output or "submission.csv"))
-    print(f"blended {len(paths)} inputs (weights {args.weights or 'equal'}) -> {args.output or 'submission.csv'}")
-    return 0
-
-
-def add_blend_parser(sub: Any) -> None:
-    p = sub.add_parser("blend", help="rank-blend predictions within each rule (submissions or OOF files)")
-    p.add_argument("inputs", nargs="+", help="submission CSVs / run dirs, or oof.csv files / CV dirs with --oof")
-    p.add_argument("--test", help="test.csv: each row's rule (required unless --oof)")
-    p.add_argument("--weights", type=float, nargs="+", help="one weight per input (default equal)")
-    p.add_argument("--output", help="output CSV (default submission.csv; with --oof, optional blended oof)")
-    p.add_argument(
-        "--oof", action="store_true", help="inputs are OOF files: print each one's CV metric and the blend's"
-    )
-    p.set_defaults(func=cmd_blend)

@@ -17,7 +17,10 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .errors import KitError
+from jigsaw_kit.core.checkpoints import check_max_length, load_tokenizer, read_model_config
+from jigsaw_kit.core.errors import KitError
+from jigsaw_kit.methods.batching import token_budget_batches
+from jigsaw_kit.methods.transformer.modeling import load_pretrained
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +43,7 @@ def _load_encoder(model_path: Path, max_length: int):
         MODEL_FOR_MASKED_LM_MAPPING_NAMES,
     )
 
-    from . import models
-    from .checkpoints import load_tokenizer
-    from .train import check_max_length  # local: train imports the hybrid method, which imports this
-
-    model_type = models.read_model_config(model_path).get("model_type")
+    model_type = read_model_config(model_path).get("model_type")
     if model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES and model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
         raise KitError(
             f"cannot load {model_path} as a text encoder: model_type {model_type!r} is not a text model "
@@ -52,13 +51,11 @@ def _load_encoder(model_path: Path, max_length: int):
         )
     tokenizer = load_tokenizer(model_path)
     check_max_length(max_length, model_path, tokenizer)
-    return tokenizer, models._from_pretrained(AutoModel, model_path, "text encoder").eval()
+    return tokenizer, load_pretrained(AutoModel, model_path, "text encoder").eval()
 
 
 def _encode_uncached(model_path: Path, texts: list[str], max_length: int, token_budget: int) -> np.ndarray:
     import torch
-
-    from .predict import token_budget_batches  # local: predict imports the trainers, which import this
 
     tokenizer, model = load_encoder(model_path, max_length)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -19,9 +19,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from jigsaw_kit import metrics as M
-from jigsaw_kit.atomic import atomic_path
-from jigsaw_kit.errors import KitError
+from jigsaw_kit.core import metrics as M
+from jigsaw_kit.core.atomic import atomic_path
+from jigsaw_kit.core.errors import KitError
+from jigsaw_kit.data.folds import LB_WEIGHTS
 
 THRESHOLD = 0.5
 DPI = 100
@@ -373,3 +374,28 @@ def console_table(metrics: dict) -> str:
             auc = _fmt(r.get("auc"), "undefined")
             out.append(f"  {auc:>9}  n={r.get('n') or 0:>6}  {_shorten(rule)}")
     return "\n".join(out)
+
+
+def cv_headline(metrics: dict, scheme: str, name: str) -> str:
+    """The lines a person reads after a CV run."""
+    if "parts" in metrics:
+        parts = metrics["parts"]
+        lines = [
+            f"cv {scheme} ({name}): mean_rule_auc {metrics['mean_rule_auc']:.4f} = "
+            + " + ".join(f"{w} x {p} {parts[p]['mean']:.4f}" for p, w in LB_WEIGHTS.items())
+            + f" over {sum(LB_WEIGHTS.values())}, {metrics['wall_time_s']:.0f}s"
+        ]
+        for p in LB_WEIGHTS:
+            for rule, r in parts[p]["per_rule"].items():
+                lines.append(f"  {p:6s} {r['mean']:.4f} ± {r['std']:.4f}  {rule[:70]}")
+    else:
+        m, s = metrics["mean"]["mean_rule_auc"], metrics["std"]["mean_rule_auc"]
+        lines = [
+            f"cv {scheme} ({name}): mean_rule_auc {m:.4f} ± {s:.4f} over {metrics['folds_k']} folds, "
+            f"{metrics['wall_time_s']:.0f}s"
+        ]
+    nu = metrics["never_used_as_example"]
+    lines.append(
+        f"  diagnostic, {nu['n']} held-out bodies never used as examples (label-noisy): {nu['mean_rule_auc']:.4f}"
+    )
+    return "\n".join(lines)

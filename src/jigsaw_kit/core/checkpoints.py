@@ -12,8 +12,9 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
-from .errors import KitError
+from jigsaw_kit.core.errors import KitError
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 WEIGHT_FILES = (
@@ -128,3 +129,24 @@ def load_classifier(path: Path, num_labels: int = 2):
         ) from None
     finally:
         hf_logging.set_verbosity(verbosity)
+
+
+def read_model_config(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise KitError(f"cannot read {Path(path) / 'config.json'}: {e}") from None
+
+
+def check_max_length(max_length: int, model_path: Path, tokenizer) -> None:
+    """max_length must fit the checkpoint: the tokenizer's model_max_length, else the position table."""
+    limit = getattr(tokenizer, "model_max_length", None)
+    what = "model_max_length in its tokenizer_config.json"
+    if not limit or limit >= 100_000:  # transformers' "unset" sentinel is ~1e30
+        limit = read_model_config(model_path).get("max_position_embeddings")
+        what = "max_position_embeddings in its config.json"
+    if isinstance(limit, int) and max_length > limit:
+        raise KitError(
+            f"max_length {max_length} exceeds what {model_path} takes ({limit}, {what}); "
+            f"set max_length <= {limit} (--set max_length={limit})."
+        )

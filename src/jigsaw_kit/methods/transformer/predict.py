@@ -33,59 +33,16 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import models
-from .checkpoints import load_tokenizer
-from .config import Config
-from .errors import KitError
-from .train import load_trained, resolve_precision
+from jigsaw_kit.core.checkpoints import load_tokenizer
+from jigsaw_kit.core.config import Config
+from jigsaw_kit.core.errors import KitError
+from jigsaw_kit.methods.batching import shard_batches, token_budget_batches
+from jigsaw_kit.methods.transformer import modeling
+from jigsaw_kit.methods.transformer.modeling import resolve_precision
 
 log = logging.getLogger(__name__)
 
 Encoding = dict[str, list[list[int]]]
-
-
-def token_budget_batches(lengths: np.ndarray, budget: int) -> list[np.ndarray]:
-    """Indices grouped into batches of similar length, longest first, each padded size <= budget.
-
-    A single row longer than the budget gets a batch of its own. Longest first so that an
-    out-of-memory error shows up in the first batch, not after an hour.
-    """
-    lengths = np.asarray(lengths)
-    order = np.argsort(-lengths, kind="stable")  # stable: equal lengths keep file order -> deterministic
-    batches, current, current_max = [], [], 0
-    for i in order:
-        n = int(lengths[i])
-        new_max = max(current_max, n)
-        if current and new_max * (len(current) + 1) > budget:
-            batches.append(np.array(current))
-            current, new_max = [], n
-        current.append(i)
-        current_max = new_max
-    if current:
-        batches.append(np.array(current))
-    return batches
-
-
-def padded_tokens(lengths: np.ndarray, batches: Sequence[np.ndarray], pad_to: int | None = None) -> int:
-    """Tokens the model computes for these batches: rows x (longest row, or pad_to) per batch."""
-    return int(sum(len(b) * (pad_to or int(np.max(lengths[b]))) for b in batches if len(b)))
-
-
-def shard_batches(batches: Sequence[np.ndarray], lengths: np.ndarray, rank: int, world: int) -> list[np.ndarray]:
-    """The contiguous run of batches rank `rank` of `world` predicts, balanced by padded tokens.
-
-    Contiguous (not round-robin) so each shard stays length-sorted; balanced by tokens rather than
-    batch count because the short tail batches hold fewer tokens than the budget.
-    """
-    if world <= 1:
-        return list(batches)
-    cost = np.array([len(b) * int(np.max(lengths[b])) for b in batches], dtype=np.float64)
-    cum = np.concatenate([[0.0], np.cumsum(cost)])
-    # shard k takes the batches whose token range starts in [k/world, (k+1)/world) of the total
-    starts = cum[:-1]
-    total = cum[-1] if len(cost) else 0.0
-    owner = np.minimum((starts * world / max(total, 1.0)).astype(int), world - 1)
-    return [b for b, o in zip(batches, owner) if o == rank]
 
 
 def encode(tokenizer: Any, rows: pd.DataFrame, max_length: int, chunk: int = 4096) -> Encoding:
@@ -286,7 +243,7 @@ def predict_transformer(model_dir: Path, cfg: Config, rows: pd.DataFrame, show_p
     import torch
 
     tokenizer = load_tokenizer(model_dir)
-    model = models.load_for_inference(model_dir, cfg)
+    model = modeling.load_for_inference(model_dir, cfg)
     model.eval()
     precision = resolve_precision(cfg)
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
@@ -305,13 +262,3 @@ def predict_transformer(model_dir: Path, cfg: Config, rows: pd.DataFrame, show_p
     model.to(device)
     idx, p = predict_batches(model, tokenizer, enc, batches, device, dtype, show_progress=show_progress)
     return _assemble([(idx, p)], len(rows))
-
-
-def predict(run_dir: Path, cfg: Config, rows: pd.DataFrame, show_progress: bool = True) -> np.ndarray:
-    """Dispatch on the config's method; rows must already carry the template's inputs."""
-    if rows.empty:
-        return np.empty(0)
-    trained = load_trained(run_dir, cfg)
-    if not isinstance(trained, Path):  # a fitted scikit-learn method (tfidf-lr, hybrid)
-        return trained.predict(rows)
-    return predict_transformer(trained, cfg, rows, show_progress=show_progress)

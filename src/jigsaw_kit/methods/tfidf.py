@@ -8,6 +8,7 @@ and says so. Seconds on CPU: the yardstick every fine-tune must beat.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,15 +16,15 @@ from scipy.sparse import hstack
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from .config import Config
-from .rulewise import RuleRegressions
+from jigsaw_kit.methods.base import FittedMethod
+from jigsaw_kit.methods.rulewise import RuleRegressions
 
 log = logging.getLogger(__name__)
 
 
-class TfidfRuleModel:
-    def __init__(self, cfg: Config):
-        self.cfg = cfg
+class TfidfRuleModel(FittedMethod):
+    name = "tfidf-lr"
+    file = "tfidf.joblib"
 
     def _features(self, texts: pd.Series, fit: bool = False):
         if fit:
@@ -49,10 +50,10 @@ class TfidfRuleModel:
     def _lr(self) -> LogisticRegression:
         return LogisticRegression(C=self.cfg.tfidf_c, max_iter=2000, random_state=self.cfg.seed)
 
-    def fit(self, rows: pd.DataFrame) -> TfidfRuleModel:
+    def fit(self, rows: pd.DataFrame, work_dir: Path | None = None, resume_from: Path | None = None) -> TfidfRuleModel:
         x = self._features(rows["text"], fit=True)
         self.rules = RuleRegressions(self._lr, "TF-IDF").fit(x, rows["label"].to_numpy(), rows["rule"])
         return self
 
-    def predict(self, rows: pd.DataFrame) -> np.ndarray:
+    def predict(self, rows: pd.DataFrame, show_progress: bool = True) -> np.ndarray:
         return self.rules.predict(self._features(rows["text"]), rows["rule"])

@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass
 
 import pandas as pd
 
-from .data import EXAMPLE_COLUMNS
-from .templates import render
+from jigsaw_kit.core.templates import render
+from jigsaw_kit.data.competition import EXAMPLE_COLUMNS
 
 ROW_COLUMNS = ["rule", "text", "label", "source", "subreddit", "origin_row_id"]
 

@@ -1,4 +1,4 @@
-"""Fine-tune a local checkpoint on labelled rows with the Hugging Face Trainer (or fit TF-IDF).
+"""The Hugging Face Trainer recipe: fine-tune a local checkpoint on labelled rows, resumably.
 
     jigsaw-kit train --processed data/processed --config cpu-minilm
     # two GPUs (Kaggle 2x T4): the Trainer runs DDP under torchrun
@@ -20,62 +20,21 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import platform
 import shutil
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import joblib
 import pandas as pd
 
-from . import __version__, models
-from .atomic import atomic_path, write_json
-from .checkpoints import load_tokenizer, resolve_model
-from .config import Config, save_config
-from .errors import KitError
-from .hybrid import HybridRuleModel
-from .prep import upsample_test_examples
-from .tfidf import TfidfRuleModel
+from jigsaw_kit.core.atomic import atomic_path
+from jigsaw_kit.core.checkpoints import check_max_length, load_tokenizer, resolve_model
+from jigsaw_kit.core.config import Config
+from jigsaw_kit.core.errors import KitError
+from jigsaw_kit.data.prep import upsample_test_examples
+from jigsaw_kit.methods.transformer import modeling
+from jigsaw_kit.methods.transformer.modeling import resolve_precision
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class TrainResult:
-    run_dir: Path
-    train_time_s: float
-    rows: int
-    rows_per_s: float
-    log_history: list[dict[str, Any]] = field(default_factory=list)
-
-
-def resolve_precision(cfg: Config) -> str:
-    """fp32 on CPU; on CUDA bf16 where the GPU has fast bf16 (Ampere+), else fp16 (T4)."""
-    import torch
-
-    if cfg.precision != "auto":
-        if cfg.precision in ("fp16", "bf16") and not torch.cuda.is_available():
-            raise KitError(f"precision {cfg.precision} needs a CUDA GPU; use precision: auto or fp32 on CPU.")
-        return cfg.precision
-    if not torch.cuda.is_available():
-        return "fp32"
-    major, _ = torch.cuda.get_device_capability()
-    return "bf16" if major >= 8 and torch.cuda.is_bf16_supported() else "fp16"
-
-
-def versions() -> dict[str, str]:
-    import torch
-    import transformers
-
-    return {
-        "jigsaw_kit": __version__,
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "python": platform.python_version(),
-    }
 
 
 def tokenize_rows(tokenizer, rows: pd.DataFrame, max_length: int, with_labels: bool):
@@ -96,8 +55,6 @@ def tokenize_rows(tokenizer, rows: pd.DataFrame, max_length: int, with_labels: b
 # Keys a resumed run may change: how long it runs and what it logs, not what it learns.
 RESUMABLE_CHANGES = {"name", "epochs", "max_steps", "save_steps", "logging_steps", "predict_token_budget", "extra"}
 CHECKPOINTS = "checkpoints"
-# methods fitted in seconds by scikit-learn, saved whole with joblib in the run dir
-FITTED_FILES = {"tfidf-lr": "tfidf.joblib", "hybrid": "hybrid.joblib"}
 
 
 def _checkpoint_complete(ckpt: Path) -> bool:
@@ -124,10 +81,8 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return complete[-1] if complete else None
 
 
-def _check_resume(cfg: Config, run_dir: Path, manifest: dict | None) -> Path:
+def check_resume(cfg: Config, run_dir: Path, manifest: dict | None) -> Path:
     """The checkpoint to resume from, after checking the run dir holds the same run."""
-    if cfg.method != "transformer":
-        raise KitError(f"--resume: method {cfg.method} trains in seconds and keeps no checkpoints; drop --resume.")
     ckpt = latest_checkpoint(run_dir)
     if ckpt is None:
         raise KitError(
@@ -169,78 +124,6 @@ def _check_resume(cfg: Config, run_dir: Path, manifest: dict | None) -> Path:
     return ckpt
 
 
-def train(
-    cfg: Config, rows: pd.DataFrame, run_dir: Path, manifest: dict | None = None, resume: bool = False
-) -> TrainResult:
-    """Train on templated labelled rows (input_a, input_b, label); save everything in run_dir.
-
-    resume=True continues from the newest complete checkpoint in run_dir/checkpoints (KitError if none).
-    """
-    if rows.empty:
-        raise KitError("no labelled rows to train on: check the data folder and use_test_examples.")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    resume_from = _check_resume(cfg, run_dir, manifest) if resume else None
-    if resume_from is None and (run_dir / CHECKPOINTS).exists():
-        # A fresh run must not mix its checkpoints with an older run's (resume would pick the wrong one).
-        shutil.rmtree(run_dir / CHECKPOINTS, ignore_errors=True)
-    main_process = _rank() == 0  # under torchrun every rank runs this; one writes the run files
-    if main_process:
-        atomic_path(run_dir / "config.yaml", lambda t: save_config(cfg, t))
-        write_json(run_dir / "versions.json", versions())
-        if manifest is not None:
-            write_json(run_dir / "data_manifest.json", manifest)
-    t0 = time.perf_counter()
-    if cfg.method in FITTED_FILES:
-        model = (TfidfRuleModel if cfg.method == "tfidf-lr" else HybridRuleModel)(cfg).fit(rows)
-        atomic_path(run_dir / FITTED_FILES[cfg.method], lambda t: joblib.dump(model, t))
-        history: list[dict[str, Any]] = []
-    else:
-        history = _train_transformer(cfg, rows, run_dir, resume_from)
-    dt = time.perf_counter() - t0
-    rows_per_step = cfg.batch_size * cfg.grad_accum * _world_size()
-    if cfg.method in FITTED_FILES:  # one pass over the rows; epochs and max_steps do not apply
-        epochs = 1.0
-    else:
-        epochs = cfg.epochs if cfg.max_steps <= 0 else cfg.max_steps * rows_per_step / max(len(rows), 1)
-    result = TrainResult(run_dir, dt, len(rows), len(rows) * epochs / dt if dt > 0 else float("nan"), history)
-    if not main_process:
-        return result
-    write_json(run_dir / "log_history.json", history)
-    write_json(
-        run_dir / "train_metrics.json",
-        {
-            "train_time_s": dt,  # of this process: a resumed run counts only its own part
-            "rows": len(rows),
-            "epochs": epochs,
-            "rows_per_s": result.rows_per_s,
-            "resumed_from": resume_from.name if resume_from is not None else None,
-        },
-    )
-    return result
-
-
-def _rank() -> int:
-    return int(os.environ.get("RANK", "0"))
-
-
-def _world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def check_max_length(max_length: int, model_path: Path, tokenizer) -> None:
-    """max_length must fit the checkpoint: the tokenizer's model_max_length, else the position table."""
-    limit = getattr(tokenizer, "model_max_length", None)
-    what = "model_max_length in its tokenizer_config.json"
-    if not limit or limit >= 100_000:  # transformers' "unset" sentinel is ~1e30
-        limit = models.read_model_config(model_path).get("max_position_embeddings")
-        what = "max_position_embeddings in its config.json"
-    if isinstance(limit, int) and max_length > limit:
-        raise KitError(
-            f"max_length {max_length} exceeds what {model_path} takes ({limit}, {what}); "
-            f"set max_length <= {limit} (--set max_length={limit})."
-        )
-
-
 def training_arguments(cfg: Config, output_dir: Path, precision: str, use_cpu: bool, **changes: Any):
     """The kit's TrainingArguments for a config; `changes` override single fields (the bench's naive recipe)."""
     from transformers import TrainingArguments
@@ -274,17 +157,19 @@ def training_arguments(cfg: Config, output_dir: Path, precision: str, use_cpu: b
     return TrainingArguments(**kwargs)
 
 
-def _train_transformer(
-    cfg: Config, rows: pd.DataFrame, run_dir: Path, resume_from: Path | None = None
-) -> list[dict[str, Any]]:
+def fine_tune(cfg: Config, rows: pd.DataFrame, run_dir: Path, resume_from: Path | None = None) -> list[dict[str, Any]]:
+    """Fine-tune on templated rows; the model lands in run_dir/model. Returns the Trainer's log history."""
     import torch
     from transformers import DataCollatorWithPadding, Trainer, set_seed
 
+    if resume_from is None and (run_dir / CHECKPOINTS).exists():
+        # A fresh run must not mix its checkpoints with an older run's (resume would pick the wrong one).
+        shutil.rmtree(run_dir / CHECKPOINTS, ignore_errors=True)
     set_seed(cfg.seed)
     model_path = resolve_model(cfg.model)
     tokenizer = load_tokenizer(model_path)
     check_max_length(cfg.max_length, model_path, tokenizer)
-    model = models.load_for_training(cfg, model_path, tokenizer)
+    model = modeling.load_for_training(cfg, model_path, tokenizer)
     if model.config.pad_token_id is None and tokenizer.pad_token_id is not None:
         model.config.pad_token_id = tokenizer.pad_token_id
     rows = upsample_test_examples(rows, cfg.upsample_test_examples)
@@ -309,7 +194,7 @@ def _save_model_atomic(trainer, tokenizer, final: Path) -> None:
     """Save into a sibling folder, then swap it in: a crash mid-save never leaves a partial `model/`."""
     partial = final.with_name(f".{final.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)
-    models.save_trained(trainer.model, partial)
+    modeling.save_trained(trainer.model, partial)
     tokenizer.save_pretrained(str(partial))
     old = final.with_name(f".{final.name}.old")
     shutil.rmtree(old, ignore_errors=True)
@@ -317,16 +202,3 @@ def _save_model_atomic(trainer, tokenizer, final: Path) -> None:
         final.rename(old)
     partial.rename(final)
     shutil.rmtree(old, ignore_errors=True)
-
-
-def load_trained(run_dir: Path, cfg: Config):
-    """The fitted model of a run dir: an object with .predict(rows), or the path of the fine-tuned checkpoint."""
-    if cfg.method in FITTED_FILES:
-        p = run_dir / FITTED_FILES[cfg.method]
-        if not p.is_file():
-            raise KitError(f"{p} missing: train first (`jigsaw-kit train --config {cfg.name}`).")
-        return joblib.load(p)
-    p = run_dir / "model"
-    if not (p / "config.json").is_file():
-        raise KitError(f"{p} holds no trained model: train first (`jigsaw-kit train --config {cfg.name}`).")
-    return p

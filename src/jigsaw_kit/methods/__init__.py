@@ -1,0 +1,34 @@
+"""Learners behind one interface (base.Method: fit, predict, save, load), found by the config's `method`.
+
+rulewise.py   one logistic regression per rule over any features (tfidf and hybrid use it)
+tfidf.py      `tfidf-lr`: TF-IDF word + char n-grams, per-rule regressions
+embed.py      frozen-encoder sentence embeddings, cached per text
+hybrid.py     `hybrid`: TF-IDF + embedding regressions, exact lookup (the CPU default)
+batching.py   length-sorted, token-budget batches (embedding and prediction)
+transformer/  `transformer`: Hugging Face Trainer fine-tune, heads, LoRA, batched prediction
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from jigsaw_kit.core.config import METHODS, Config
+from jigsaw_kit.core.errors import KitError
+from jigsaw_kit.methods.base import Method
+
+
+def method_class(name: str) -> type[Method]:
+    """The class registered for a config's `method` (imported on demand: torch only when needed)."""
+    if name not in METHODS:
+        raise KitError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}.")
+    module, _, cls = METHODS[name].partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def create(cfg: Config) -> Method:
+    return method_class(cfg.method)(cfg)
+
+
+def load(run_dir: Path, cfg: Config) -> Method:
+    return method_class(cfg.method).load(Path(run_dir), cfg)

@@ -1,0 +1,80 @@
+"""One interface for every learner, in the spirit of scikit-learn's estimators.
+
+    method = methods.create(cfg)                 # the class registered under cfg.method
+    method.fit(rows, work_dir)                   # labelled, templated rows -> self
+    method.save(run_dir)
+    scores = methods.load(run_dir, cfg).predict(rows)
+
+The pipeline, CV, bench and the Kaggle notebook hold a `Method` and never ask which one. A new
+learner is one module here and one line in `core.config.METHODS`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+import joblib
+import numpy as np
+import pandas as pd
+
+from jigsaw_kit.core.atomic import atomic_path
+from jigsaw_kit.core.config import Config
+from jigsaw_kit.core.errors import KitError
+
+
+class Method(ABC):
+    """Rows carry `rule`, `text`, `label` (for fit) and the template's `input_a`/`input_b`."""
+
+    name: ClassVar[str]  # the config's `method`
+    resumable: ClassVar[bool] = False  # keeps checkpoints that `train --resume` can continue
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.log_history: list[dict[str, Any]] = []  # per-step training log; empty for one-pass methods
+
+    @abstractmethod
+    def fit(self, rows: pd.DataFrame, work_dir: Path | None = None, resume_from: Path | None = None) -> Method:
+        """Learn from labelled rows; work_dir holds anything large made on the way (checkpoints)."""
+
+    @abstractmethod
+    def predict(self, rows: pd.DataFrame, show_progress: bool = True) -> np.ndarray:
+        """P(violation) per row, in the rows' order; only the order within a rule matters."""
+
+    @abstractmethod
+    def save(self, run_dir: Path) -> None: ...
+
+    @classmethod
+    @abstractmethod
+    def load(cls, run_dir: Path, cfg: Config) -> Method: ...
+
+    def passes(self, rows: int) -> float:
+        """How many times fit went over the rows (epochs); 1 for methods fitted in one pass."""
+        return 1.0
+
+    @classmethod
+    def unfinished(cls, run_dir: Path) -> Path | None:
+        """A checkpoint of an interrupted fit in run_dir, if the method keeps any."""
+        return None
+
+    @classmethod
+    def resume_point(cls, cfg: Config, run_dir: Path, manifest: dict | None) -> Path:
+        """The checkpoint `--resume` continues from, after checking run_dir holds the same run."""
+        raise KitError(f"--resume: method {cfg.method} trains in seconds and keeps no checkpoints; drop --resume.")
+
+
+class FittedMethod(Method):
+    """Fitted in seconds by scikit-learn and saved whole with joblib as `run_dir/<file>`."""
+
+    file: ClassVar[str]
+
+    def save(self, run_dir: Path) -> None:
+        atomic_path(Path(run_dir) / self.file, lambda t: joblib.dump(self, t))
+
+    @classmethod
+    def load(cls, run_dir: Path, cfg: Config) -> Method:
+        p = Path(run_dir) / cls.file
+        if not p.is_file():
+            raise KitError(f"{p} missing: train first (`jigsaw-kit train --config {cfg.name}`).")
+        return joblib.load(p)

@@ -1,0 +1,74 @@
+"""`method: transformer`: fine-tune any local checkpoint with the Hugging Face Trainer (trainer.py),
+predict in length-sorted token-budget batches (predict.py), heads and LoRA by config (modeling.py).
+
+    jigsaw-kit run --data-dir DIR --config cpu-minilm --output submission.csv
+    torchrun --nproc_per_node=2 -m jigsaw_kit.cli train --processed data/processed --config kaggle-t4
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from jigsaw_kit.core.config import Config
+from jigsaw_kit.core.errors import KitError
+from jigsaw_kit.methods.base import Method
+from jigsaw_kit.methods.transformer import trainer
+from jigsaw_kit.methods.transformer.predict import predict_transformer
+
+MODEL = "model"  # the fine-tuned checkpoint inside a run dir
+
+
+class TransformerMethod(Method):
+    name = "transformer"
+    resumable = True
+
+    def __init__(self, cfg: Config) -> None:
+        super().__init__(cfg)
+        self.model_dir: Path | None = None
+
+    def fit(
+        self, rows: pd.DataFrame, work_dir: Path | None = None, resume_from: Path | None = None
+    ) -> TransformerMethod:
+        work_dir = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="jigsaw-kit-"))
+        self.log_history = trainer.fine_tune(self.cfg, rows, work_dir, resume_from)
+        self.model_dir = work_dir / MODEL
+        return self
+
+    def predict(self, rows: pd.DataFrame, show_progress: bool = True) -> np.ndarray:
+        if self.model_dir is None:
+            raise KitError("this transformer method is not fitted: fit it or load a run dir first.")
+        return predict_transformer(self.model_dir, self.cfg, rows, show_progress=show_progress)
+
+    def save(self, run_dir: Path) -> None:
+        dest = Path(run_dir) / MODEL
+        if self.model_dir is not None and self.model_dir.resolve() != dest.resolve():
+            shutil.copytree(self.model_dir, dest, dirs_exist_ok=True)
+
+    @classmethod
+    def load(cls, run_dir: Path, cfg: Config) -> TransformerMethod:
+        p = Path(run_dir) / MODEL
+        if not (p / "config.json").is_file():
+            raise KitError(f"{p} holds no trained model: train first (`jigsaw-kit train --config {cfg.name}`).")
+        m = cls(cfg)
+        m.model_dir = p
+        return m
+
+    def passes(self, rows: int) -> float:
+        if self.cfg.max_steps <= 0:
+            return self.cfg.epochs
+        rows_per_step = self.cfg.batch_size * self.cfg.grad_accum * int(os.environ.get("WORLD_SIZE", "1"))
+        return self.cfg.max_steps * rows_per_step / max(rows, 1)
+
+    @classmethod
+    def unfinished(cls, run_dir: Path) -> Path | None:
+        return trainer.latest_checkpoint(run_dir)
+
+    @classmethod
+    def resume_point(cls, cfg: Config, run_dir: Path, manifest: dict | None) -> Path:
+        return trainer.check_resume(cfg, run_dir, manifest)

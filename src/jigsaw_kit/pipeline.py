@@ -1,0 +1,119 @@
+"""The kit's one pipeline, as plain functions: build -> fit -> predict -> submit.
+
+    jigsaw-kit run --data-dir ../shared/data/jigsaw-agile-community-rules --config cpu-hybrid --output submission.csv
+
+`jigsaw-kit run`/`train`/`predict`, `cv`, `bench` and the Kaggle notebook all call these, and
+hold a `methods.base.Method` without asking which one. Files are written here, at stage
+boundaries (processed data, run dir, submission); cli.py only parses arguments and prints.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from jigsaw_kit import methods
+from jigsaw_kit.core.atomic import atomic_path, write_csv, write_json
+from jigsaw_kit.core.config import Config, save_config
+from jigsaw_kit.core.errors import KitError
+from jigsaw_kit.core.versions import versions
+from jigsaw_kit.data import dataset
+from jigsaw_kit.data.competition import load_competition
+from jigsaw_kit.data.dataset import Processed
+from jigsaw_kit.data.submission import make_submission
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    train_time_s: float
+    rows: int
+    rows_per_s: float
+    log_history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def build(cfg: Config, data_dir: str | Path | None = None, kaggle_root: str | Path | None = None) -> Processed:
+    """Locate and validate the competition files, then melt, dedup and template them."""
+    comp = load_competition(data_dir, kaggle_root=kaggle_root)
+    log.info("data: %s", comp.data_dir)
+    return dataset.build(comp, cfg)
+
+
+def refuse_unfinished(cfg: Config, run_dir: Path, processed_dir: Path | None = None) -> None:
+    """Starting over would delete hours of training: make the user say which they want."""
+    ckpt = methods.method_class(cfg.method).unfinished(run_dir)
+    if ckpt is not None:
+        where = processed_dir or run_dir / "processed"
+        raise KitError(
+            f"{run_dir} holds a checkpoint of an unfinished run ({ckpt.name}). Continue it with "
+            f"`jigsaw-kit train --resume --processed {where} --run-dir {run_dir}` (same --config/--set), "
+            f"or start over: delete {ckpt.parent} or choose another --run-dir."
+        )
+
+
+def fit(
+    cfg: Config, rows: pd.DataFrame, run_dir: Path, manifest: dict | None = None, resume: bool = False
+) -> TrainResult:
+    """Fit the config's method on templated labelled rows; save it and its provenance in run_dir.
+
+    resume=True continues from the newest complete checkpoint in run_dir (KitError if the method keeps none).
+    """
+    if rows.empty:
+        raise KitError("no labelled rows to train on: check the data folder and use_test_examples.")
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cls = methods.method_class(cfg.method)
+    resume_from = cls.resume_point(cfg, run_dir, manifest) if resume else None
+    main_process = int(os.environ.get("RANK", "0")) == 0  # under torchrun every rank runs this; one writes
+    if main_process:
+        atomic_path(run_dir / "config.yaml", lambda t: save_config(cfg, t))
+        write_json(run_dir / "versions.json", versions())
+        if manifest is not None:
+            write_json(run_dir / "data_manifest.json", manifest)
+    t0 = time.perf_counter()
+    method = cls(cfg).fit(rows, run_dir, resume_from)
+    if main_process:
+        method.save(run_dir)
+    dt = time.perf_counter() - t0
+    passes = method.passes(len(rows))
+    result = TrainResult(run_dir, dt, len(rows), len(rows) * passes / dt if dt > 0 else float("nan"))
+    result.log_history = method.log_history
+    if main_process:
+        write_json(run_dir / "log_history.json", result.log_history)
+        write_json(
+            run_dir / "train_metrics.json",
+            {
+                "train_time_s": dt,  # of this process: a resumed run counts only its own part
+                "rows": len(rows),
+                "epochs": passes,
+                "rows_per_s": result.rows_per_s,
+                "resumed_from": resume_from.name if resume_from is not None else None,
+            },
+        )
+    return result
+
+
+def predict(run_dir: Path, cfg: Config, rows: pd.DataFrame, show_progress: bool = True) -> np.ndarray:
+    """P(violation) for templated rows from the method saved in run_dir."""
+    if rows.empty:
+        return np.empty(0)
+    return methods.load(run_dir, cfg).predict(rows, show_progress=show_progress)
+
+
+def submit(processed: Processed, preds: np.ndarray, output: Path, run_dir: Path | None = None) -> pd.DataFrame:
+    """Write the checked submission (rows and order of sample_submission.csv) to output, and a copy in
+    run_dir so that `jigsaw-kit blend` can take run dirs."""
+    sub = make_submission(processed.test["row_id"], preds, processed.sample_submission)
+    write_csv(sub, output)
+    if run_dir is not None and Path(output).resolve() != (Path(run_dir) / "submission.csv").resolve():
+        write_csv(sub, Path(run_dir) / "submission.csv")
+    return sub
