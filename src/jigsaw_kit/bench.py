@@ -7,9 +7,9 @@ Everything runs in one process, on one machine, with one model, and is written t
 OUTPUT_DIR/bench.json (keys below) after a table on stdout:
 
 - training, rows/s and real tokens/s over a fixed number of optimizer steps (the first step is
-  warm-up and not timed). Kit = train.py's recipe: HF Trainer with
-  train_sampling_strategy="group_by_length" + DataCollatorWithPadding (pad each batch to its
-  longest row). Naive = the same Trainer and batch size, rows padded to 512 tokens, random order.
+  warm-up and not timed). Kit = the transformer method's recipe: HF Trainer with
+  the kit's length-grouped order (methods/transformer/sampler.py) + DataCollatorWithPadding (pad
+  each batch to its longest row). Naive = the same Trainer and batch size, rows padded to 512 tokens, random order.
   On CPU a 512-token step is slow, so the naive recipe runs fewer steps (--naive-steps); per-step
   cost at a fixed 512 tokens does not depend on which rows are drawn, so few steps suffice.
 - padding efficiency = real tokens / tokens computed: for the kit over one full epoch of the
@@ -92,15 +92,13 @@ def synthetic_test(train_rows: pd.DataFrame, n: int, template: str, seed: int = 
 
 
 def kit_epoch_padding_efficiency(lengths: list[int], batch_size: int, seed: int) -> float:
-    """Real / computed tokens over one epoch of the Trainer's length-grouped sampler (no model run)."""
+    """Real / computed tokens over one epoch of the kit's length-grouped sampler (no model run)."""
     import torch
-    from transformers.trainer_pt_utils import LengthGroupedSampler
 
-    sampler = LengthGroupedSampler(batch_size, lengths=lengths, generator=torch.Generator().manual_seed(seed))
-    order = np.fromiter(iter(sampler), dtype=np.int64)
-    lens = np.asarray(lengths)[order]
-    padded = sum(len(c) * int(c.max()) for c in np.array_split(lens, range(batch_size, len(lens), batch_size)))
-    return float(lens.sum() / padded)
+    from jigsaw_kit.methods.transformer.sampler import TightLengthSampler, padding_efficiency
+
+    sampler = TightLengthSampler(lengths, batch_size, generator=torch.Generator().manual_seed(seed))
+    return padding_efficiency(lengths, list(sampler), batch_size)
 
 
 def project(
@@ -173,14 +171,13 @@ def measure_training(
     from transformers import (
         DataCollatorWithPadding,
         PrinterCallback,
-        Trainer,
         TrainerCallback,
         set_seed,
     )
 
     from jigsaw_kit.core.checkpoints import load_classifier
     from jigsaw_kit.methods.transformer.modeling import resolve_precision
-    from jigsaw_kit.methods.transformer.trainer import tokenize_rows, training_arguments
+    from jigsaw_kit.methods.transformer.trainer import kit_trainer_class, tokenize_rows, training_arguments
 
     max_length = NAIVE_MAX_LENGTH if naive else cfg.max_length
     dataset = tokenize_rows(tokenizer, rows, max_length, with_labels=True)
@@ -193,7 +190,7 @@ def measure_training(
 
     if naive:
         base = DataCollatorWithPadding(tokenizer, padding="max_length", max_length=NAIVE_MAX_LENGTH)
-    else:  # as train.py
+    else:  # as the kit's trainer
         base = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if device == "cuda" else None)
 
     def collate(features: list[dict[str, Any]]) -> dict[str, Any]:
@@ -222,7 +219,7 @@ def measure_training(
             train_sampling_strategy="random" if naive else "group_by_length",
             disable_tqdm=True,
         )
-        trainer = Trainer(
+        trainer = kit_trainer_class()(  # the kit's order; the naive recipe's "random" falls through to transformers'
             model=model,
             args=args,
             train_dataset=dataset,
@@ -346,7 +343,7 @@ def run_bench(
     kit_train = measure_training(cfg, model_path, tokenizer, rows, False, train_steps, device, gpu)
     rss["train_kit"] = _peak_rss_mb()
     kit_lengths = kit_train.pop("lengths")
-    pad_eff_kit = kit_epoch_padding_efficiency(kit_lengths, cfg.batch_size * cfg.grad_accum, cfg.seed)
+    pad_eff_kit = kit_epoch_padding_efficiency(kit_lengths, cfg.batch_size, cfg.seed)  # micro-batches are padded
 
     # The 54,000-row rehearsal: build, tokenize and batch the full synthetic test set.
     t0 = time.perf_counter()

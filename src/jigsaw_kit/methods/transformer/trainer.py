@@ -33,6 +33,7 @@ from jigsaw_kit.core.errors import KitError
 from jigsaw_kit.data.prep import upsample_test_examples
 from jigsaw_kit.methods.transformer import modeling
 from jigsaw_kit.methods.transformer.modeling import resolve_precision
+from jigsaw_kit.methods.transformer.sampler import TightLengthSampler
 
 log = logging.getLogger(__name__)
 
@@ -157,10 +158,24 @@ def training_arguments(cfg: Config, output_dir: Path, precision: str, use_cpu: b
     return TrainingArguments(**kwargs)
 
 
+def kit_trainer_class():
+    """The Trainer with the kit's length-grouped order (sampler.py) in place of transformers' own."""
+    from transformers import Trainer
+
+    class KitTrainer(Trainer):
+        def _get_train_sampler(self, train_dataset=None):
+            ds = train_dataset if train_dataset is not None else self.train_dataset
+            if self.args.train_sampling_strategy != "group_by_length" or "length" not in ds.column_names:
+                return super()._get_train_sampler(train_dataset)
+            return TightLengthSampler(ds["length"], self.args.train_batch_size)  # what the collator pads together
+
+    return KitTrainer
+
+
 def fine_tune(cfg: Config, rows: pd.DataFrame, run_dir: Path, resume_from: Path | None = None) -> list[dict[str, Any]]:
     """Fine-tune on templated rows; the model lands in run_dir/model. Returns the Trainer's log history."""
     import torch
-    from transformers import DataCollatorWithPadding, Trainer, set_seed
+    from transformers import DataCollatorWithPadding, set_seed
 
     if resume_from is None and (run_dir / CHECKPOINTS).exists():
         # A fresh run must not mix its checkpoints with an older run's (resume would pick the wrong one).
@@ -178,7 +193,9 @@ def fine_tune(cfg: Config, rows: pd.DataFrame, run_dir: Path, resume_from: Path 
     ckpt_dir = run_dir / CHECKPOINTS
     args = training_arguments(cfg, ckpt_dir, precision, use_cpu=not torch.cuda.is_available())
     collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if torch.cuda.is_available() else None)
-    trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=collator, processing_class=tokenizer)
+    trainer = kit_trainer_class()(
+        model=model, args=args, train_dataset=dataset, data_collator=collator, processing_class=tokenizer
+    )
     if resume_from is not None:
         log.info("resuming from %s", resume_from)
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from is not None else None)
