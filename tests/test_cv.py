@@ -83,3 +83,10 @@ def test_cv_lb_proxy_weighs_seen_and_unseen_as_the_leaderboard(tmp_path, capsys)
     assert metrics["never_used_as_example"]["n"] > 0
     printed = capsys.readouterr().out
     assert "2 x seen" in printed and "never used as examples" in printed
+    # blend --oof keys rows on (part, rule, text) and weighs the parts as the headline does
+    from jigsaw_kit.evaluate.blend import blend_oof
+
+    blended, scores = blend_oof([out, out], None)
+    assert len(blended) == len(pd.read_csv(out / "oof.csv"))
+    assert scores[str(out)] == pytest.approx(metrics["mean_rule_auc"]) == pytest.approx(scores["blend"])
+    assert "(2 x seen" in (out / "report.md").read_text()

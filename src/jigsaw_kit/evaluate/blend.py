@@ -20,6 +20,7 @@ import pandas as pd
 
 from jigsaw_kit.core.errors import KitError
 from jigsaw_kit.core.metrics import mean_rule_auc
+from jigsaw_kit.data.folds import LB_WEIGHTS
 
 
 def rank_within_rule(rules: Any, scores: Any) -> np.ndarray:
@@ -85,30 +86,38 @@ def blend_oof(paths: list[Path], weights: list[float] | None) -> tuple[pd.DataFr
 
     With a `fold` column (every `jigsaw-kit cv` OOF has one) ranks are taken within (fold, rule),
     as each fold's model would be blended on its own, and the metric is the mean over folds of
-    the mean per-rule AUC: the headline figure `cv` prints, so the two compare directly.
+    the mean per-rule AUC: the headline figure `cv` prints, so the two compare directly (for
+    lb-proxy OOFs, weighed over seen and unseen parts as its headline is).
     """
     frames = [pd.read_csv(_oof_path(p)) for p in paths]
     by_fold = all("fold" in f.columns for f in frames)
-    cols = ["rule", "text", "label", *(["fold"] if by_fold else [])]
-    base = frames[0][cols]
+    # lb-proxy holds each text once per part (seen, unseen): the part is part of a row's identity
+    by_part = all("part" in f.columns for f in frames)
+    key = [*(["part"] if by_part else []), "rule", "text"]
+    cols = [*key, "label", *(["fold"] if by_fold else [])]
+    base = frames[0][cols].reset_index(drop=True)
     keyed = []
     for p, f in zip(paths, frames):
-        if set(zip(f["rule"], f["text"])) != set(zip(base["rule"], base["text"])):
+        if set(map(tuple, f[key].to_numpy())) != set(map(tuple, base[key].to_numpy())):
             raise KitError(f"{p}: its held-out texts differ from {paths[0]}'s; blend OOFs of the same scheme and seed.")
-        aligned = f.set_index(["rule", "text"]).loc[pd.MultiIndex.from_frame(base[["rule", "text"]])]
+        aligned = f.set_index(key).loc[pd.MultiIndex.from_frame(base[key])]
         if by_fold and (aligned["fold"].to_numpy() != base["fold"].to_numpy()).any():
             raise KitError(f"{p}: its folds differ from {paths[0]}'s; blend OOFs of the same scheme and seed.")
         keyed.append(aligned["prediction"].to_numpy())
     groups = base["rule"] + "\x1f" + base["fold"].astype(str) if by_fold else base["rule"]
     out = base.assign(prediction=blend(groups, keyed, weights))
 
+    def fold_mean(pred: np.ndarray, rows: pd.Index) -> float:
+        b = base.loc[rows]
+        return float(np.nanmean([mean_rule_auc(g["rule"], g["label"], pred[g.index]) for _, g in b.groupby("fold")]))
+
     def score(pred: np.ndarray) -> float:
         if not by_fold:
             return mean_rule_auc(base["rule"], base["label"], pred)
-        per_fold = [
-            mean_rule_auc(base["rule"][i], base["label"][i], pred[i]) for i in base.groupby("fold").indices.values()
-        ]
-        return float(np.nanmean(per_fold))
+        if by_part:  # weighed as `cv --scheme lb-proxy` weighs its headline
+            parts = {p: fold_mean(pred, base.index[base["part"] == p]) for p in LB_WEIGHTS}
+            return sum(w * parts[p] for p, w in LB_WEIGHTS.items()) / sum(LB_WEIGHTS.values())
+        return fold_mean(pred, base.index)
 
     scores = {str(p): score(k) for p, k in zip(paths, keyed)}
     scores["blend"] = score(out["prediction"].to_numpy())

@@ -96,6 +96,9 @@ def _normalize_metrics(metrics: dict | None) -> dict[str, Any]:
         "scheme": metrics.get("scheme"),
         "config": metrics.get("config"),
         "wall_time_s": metrics.get("wall_time_s"),
+        "parts": metrics.get("parts"),
+        "headline": metrics.get("mean_rule_auc"),
+        "never_used": metrics.get("never_used_as_example"),
     }
 
 
@@ -233,7 +236,7 @@ def _fold_table(norm: dict[str, Any]) -> list[str]:
     for i, f in enumerate(norm["folds"]):
         n = f.get("n")
         cells = [str(n) if n is not None else "n/a"] + [_fmt(f.get(k)) for k in HEADLINE_KEYS]
-        lines.append(f"| {i} | " + " | ".join(cells) + " |")
+        lines.append(f"| {f.get('fold', i)} | " + " | ".join(cells) + " |")
     for name in ("mean", "std"):
         if norm.get(name):
             cells = [""] + [_fmt(norm[name].get(k)) for k in HEADLINE_KEYS]
@@ -265,6 +268,16 @@ def _mistakes_table(oof: pd.DataFrame, top: int) -> list[str]:
 
 def _headline(norm: dict[str, Any], overall: dict[str, Any]) -> str:
     folds, mean, std = norm["folds"], norm.get("mean"), norm.get("std")
+    if norm.get("parts"):  # lb-proxy: weighed as the leaderboard weighs its seen and unseen rules
+        parts = norm["parts"]
+        terms = " + ".join(f"{w} x {p} {_fmt(parts[p]['mean'])}" for p, w in LB_WEIGHTS.items())
+        lines = [f"**mean_rule_auc: {_fmt(norm['headline'])}** = ({terms}) / {sum(LB_WEIGHTS.values())}", ""]
+        lines += ["| part | rule | AUC mean ± std over folds |", "|---|---|---|"]
+        for p in LB_WEIGHTS:
+            lines.append(f"| {p} | all rules | {_fmt(parts[p]['mean'])} ± {_fmt(parts[p]['std'])} |")
+            for rule, r in parts[p]["per_rule"].items():
+                lines.append(f"| {p} | {_md_cell(_shorten(rule, 60))} | {_fmt(r['mean'])} ± {_fmt(r['std'])} |")
+        return "\n".join(lines)
     if folds and mean:
         s = f"**mean_rule_auc: {_fmt(mean.get('mean_rule_auc'))} ± {_fmt((std or {}).get('mean_rule_auc'))}**"
         s += f" (mean ± std over {len(folds)} folds"
@@ -315,6 +328,13 @@ def write_report(
         meta.append(f"- wall time: {wt:.1f} s ({wt / 60:.1f} min)")
     meta.append(f"- out-of-fold rows: {len(df):,} over {df['rule'].nunique()} rule(s)")
     lines += meta + ["", _headline(norm, overall), ""]
+    if norm.get("never_used"):
+        nu = norm["never_used"]
+        lines += [
+            f"Diagnostic, not the target: the {nu['n']:,} held-out bodies that are never used as an example "
+            f"(label-noisy) read {_fmt(nu['mean_rule_auc'])} (mean over folds).",
+            "",
+        ]
 
     lines += ["## Metrics", ""]
     if norm["folds"]:
