@@ -33,6 +33,7 @@ import pytest
 from jigsaw_kit import __version__
 from jigsaw_kit import kaggle as kk
 from jigsaw_kit.core.errors import KitError
+from jigsaw_kit.evaluate.blend import blend_submissions
 
 from .conftest import ROOT, SAMPLE
 
@@ -328,10 +329,19 @@ def _outputs(nb) -> str:
     return "\n".join(parts)
 
 
+# "preview": the notebook's default members (the kaggle-t4 fine-tune + cpu-hybrid, the CV winner), two processes
+# on the CPU, on "Save Version"'s small test file: the smoke run, blended. "rerun": one config (kaggle-t4) as
+# Kaggle's scoring rerun runs it: probe, projections and plan, then the member process.
+REHEARSALS = {
+    "preview": {"JIGSAW_KIT_PREVIEW_STEPS": "2"},
+    "rerun": {"JIGSAW_KIT_CONFIG": "kaggle-t4", "KAGGLE_IS_COMPETITION_RERUN": "True"},
+}
+
+
 @pytest.mark.slow
 @pytest.mark.kaggle
-@pytest.mark.parametrize("config", ["kaggle-t4", "cpu-hybrid"])  # the notebook's default, and the CV winner
-def test_notebook_rehearsal_offline_in_a_stand_in_kaggle_image(tmp_path, monkeypatch, config):
+@pytest.mark.parametrize("run", list(REHEARSALS))
+def test_notebook_rehearsal_offline_in_a_stand_in_kaggle_image(tmp_path, monkeypatch, run):
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
@@ -390,8 +400,8 @@ def test_notebook_rehearsal_offline_in_a_stand_in_kaggle_image(tmp_path, monkeyp
         "KAGGLE_KERNEL_RUN_TYPE": "Batch",
         "JIGSAW_KIT_KAGGLE_INPUT": str(inp),
         "JIGSAW_KIT_KAGGLE_WORKING": str(working),
-        "JIGSAW_KIT_CONFIG": config,
         "JIGSAW_KIT_MAX_STEPS": "3",
+        "JIGSAW_KIT_POLL_S": "5",
         "JIGSAW_KIT_PROBE_STEPS": "1",
         "JIGSAW_KIT_PROBE_ROWS": "64",
         "HF_HUB_OFFLINE": "1",
@@ -400,6 +410,7 @@ def test_notebook_rehearsal_offline_in_a_stand_in_kaggle_image(tmp_path, monkeyp
         "PIP_CONFIG_FILE": os.devnull,  # this machine's pip.conf adds find-links/indexes Kaggle does not have
         "PYTHONNOUSERSITE": "1",
         "MPLBACKEND": "Agg",
+        **REHEARSALS[run],
     }
     for k, v in env.items():
         monkeypatch.setenv(k, v)
@@ -411,8 +422,14 @@ def test_notebook_rehearsal_offline_in_a_stand_in_kaggle_image(tmp_path, monkeyp
         "PIP_DISABLE_PIP_VERSION_CHECK",
         "VIRTUAL_ENV",
         "JIGSAW_KIT_WEIGHTS",
+        "JIGSAW_KIT_CONFIG",
+        "JIGSAW_KIT_MEMBERS",
+        "KAGGLE_IS_COMPETITION_RERUN",
+        "JIGSAW_KIT_FULL_PREVIEW",
+        "CUDA_VISIBLE_DEVICES",  # the notebook finds the GPUs itself (here: none)
     ):
-        monkeypatch.delenv(k, raising=False)
+        if k not in env:
+            monkeypatch.delenv(k, raising=False)
     probe = subprocess.run(
         [str(venv / "bin" / "python"), "-c", "import socket; socket.create_connection(('1.1.1.1', 443), timeout=2)"],
         capture_output=True,
@@ -446,11 +463,27 @@ def test_notebook_rehearsal_offline_in_a_stand_in_kaggle_image(tmp_path, monkeyp
     # stages with timings, the probe and the projections, including the hidden test's size
     for stage in ("data", "probe + plan", "train", "predict + submission"):
         assert f">> {stage}" in out and f"<< {stage} done in" in out
-    if config == "cpu-hybrid":  # it embeds every text once with the bundled MiniLM: nothing to budget
-        assert "method hybrid: no epochs to budget" in out
-    else:
-        assert "measured here over 1 training step," in out and "54,000 test rows, worst case" in out
+    assert "GPUs for the members: none (CPU)" in out
+    if run == "preview":  # the default members, each its own process on the CPU; the smoke run
+        assert "PREVIEW RUN: test.csv has" in out and "measured here" not in out  # no probe
+        assert "[kaggle-t4] CPU: $ " in out and "[cpu-hybrid] CPU: $ " in out and "--set max_steps=2" in out
+        assert "method hybrid: no epochs to budget" in out  # it embeds every text once with the bundled MiniLM
+        assert "PREVIEW, 2 training steps, no probe" in out
+        assert "steps           2" in (working / "jigsaw-kit" / "kaggle-t4.log").read_text()
+        members = [working / "jigsaw-kit" / m / "submission.csv" for m in ("kaggle-t4", "cpu-hybrid")]
+        assert all(p.is_file() for p in members)
+        test = pd.read_csv(SAMPLE / "test.csv")
+        want = blend_submissions(members, test, [1.0, 1.0]).set_index("row_id")["rule_violation"]
+        got = pd.read_csv(working / "submission.csv").set_index("row_id")["rule_violation"]
+        assert got.to_dict() == pytest.approx(want.loc[got.index].to_dict())
+        assert "per-rule rank blend of kaggle-t4 x 1, cpu-hybrid x 1" in out
+    else:  # one config, Kaggle's scoring rerun: the probe, the projections, the plan
+        assert "PREVIEW RUN" not in out and "[kaggle-t4] CPU: $ " in out
+        assert "measured here over 1 training step," in out and "54,059 test rows, worst case" in out
         assert "this data: train 3 steps x 32 rows" in out
+        assert "fine-tune encoder: the config's (no jigsaw-kit-model-all-mpnet-base-v2 dataset attached" in out
+        assert "the one member kaggle-t4" in out
+        assert "steps           3" in (working / "jigsaw-kit" / "kaggle-t4.log").read_text()
     # the submission
     sub = pd.read_csv(working / "submission.csv")
     sample = pd.read_csv(SAMPLE / "sample_submission.csv")
@@ -458,5 +491,5 @@ def test_notebook_rehearsal_offline_in_a_stand_in_kaggle_image(tmp_path, monkeyp
     assert sub["row_id"].tolist() == sample["row_id"].tolist()
     assert sub["rule_violation"].between(0, 1).all() and sub["rule_violation"].notna().all()
     assert not net_log.exists(), f"network attempted: {net_log.read_text()}"
-    print(f"rehearsal ({'full bundle' if full else 'kit only'}) took {elapsed:.0f} s")
-    print("\n".join(line for line in out.splitlines() if line.startswith(("this data", "54,000", "[", "train:"))))
+    print(f"rehearsal {run} ({'full bundle' if full else 'kit only'}) took {elapsed:.0f} s")
+    print("\n".join(line for line in out.splitlines() if line.startswith(("this data", "54,059", "[", "  "))))

@@ -1,6 +1,6 @@
 """Kaggle's 12 h limit: project a fine-tune's time and cut it to fit. Pure arithmetic, unit-tested.
 
-    jigsaw-kit kaggle-plan --config kaggle-t4 --test-rows 54000 --data-dir ../shared/data/jigsaw-agile-community-rules
+    jigsaw-kit kaggle-plan --config kaggle-t4 --test-rows 54059 --data-dir ../shared/data/jigsaw-agile-community-rules
 
 Times in seconds, throughputs in rows per second (the notebook's probe figures, or the T4 guesses here).
 """
@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # annotations only: importing these at runtime would pull pan
     from jigsaw_kit.core.config import Config
 
 
-FULL_TEST_ROWS = 54_000  # the hidden test set's approximate size (competition data page)
+FULL_TEST_ROWS = 54_059  # the hidden test set's size (competition data page)
 EXAMPLES_PER_TEST_ROW = 4  # 2 positive + 2 negative: the worst case adds all of them as new training rows
 DEFAULT_BUDGET_HOURS = 11.0  # of Kaggle's 12 h: an hour for install, image start and estimate error
 RESERVE_S = 600.0  # final model load + tokenisation + saving + writing the submission, on top of the stages

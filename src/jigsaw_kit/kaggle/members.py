@@ -1,0 +1,337 @@
+"""Several members, one process each, blended per rule: the notebook's ensemble.
+
+Each member is `jigsaw-kit run` with its own config, started as a subprocess pinned to one GPU
+(CUDA_VISIBLE_DEVICES), all at once; its log goes to <working>/jigsaw-kit/<member>.log. When all
+have written their submission, they are rank-blended within each rule with their weights
+(evaluate.blend) into <working>/submission.csv. The pure parts (settings parsing, GPU assignment,
+command lines, the preview decision) are unit-tested; the notebook's probe and plan live in notebook.py.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jigsaw_kit.core.errors import KitError
+
+if TYPE_CHECKING:  # annotations only: keep pandas out of `jigsaw-kit --help`
+    from jigsaw_kit.data.dataset import Processed
+
+# The notebook's default. Equal weights are a placeholder until measured: choose them on the leaderboard-like CV
+# (`jigsaw-kit cv --scheme lb-proxy` for each config, then `jigsaw-kit blend --oof A B --weights ...`).
+DEFAULT_MEMBERS: tuple[tuple[str, dict[str, Any], float], ...] = (("kaggle-t4", {}, 1.0), ("cpu-hybrid", {}, 1.0))
+
+# How each method uses a GPU. A fine-tune needs one; the hybrid only embeds each text once (MiniLM inference,
+# a few hundred MB), which a GPU makes seconds instead of minutes on Kaggle's 4 cores; TF-IDF never touches one.
+GPU_USE = {"transformer": "needs", "hybrid": "optional", "tfidf-lr": "none"}
+
+PREVIEW_MAX_TEST_ROWS = 1000  # the public test.csv has 10 rows, the hidden one 54,059
+PREVIEW_STEPS = 5  # a fine-tune's training steps on the preview: enough to prove the path end to end
+BASE_ENCODER = "all-mpnet-base-v2"  # fine-tunes use it instead of the default MiniLM when its dataset is attached
+
+
+@dataclass(frozen=True)
+class Member:
+    name: str  # unique; names the run dir, the log and the member's submission
+    config: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+    weight: float = 1.0
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", Path(name).stem if name.endswith((".yaml", ".yml")) else name).strip("-")
+
+
+def parse_members(spec: Sequence[Any]) -> tuple[Member, ...]:
+    """MEMBERS entries -- "config", (config,), (config, overrides) or (config, overrides, weight) -- checked."""
+    if isinstance(spec, (str, bytes)) or not spec:
+        raise KitError(f'MEMBERS must be a non-empty list like [("kaggle-t4", {{}}, 1.0)], got {spec!r}.')
+    out: list[Member] = []
+    seen: dict[str, int] = {}
+    for entry in spec:
+        parts = (entry,) if isinstance(entry, str) else tuple(entry)
+        if not 1 <= len(parts) <= 3 or not isinstance(parts[0], str) or not parts[0].strip():
+            raise KitError(f'a MEMBERS entry must be (config, overrides, weight), e.g. ("cpu-hybrid", {{}}, 1.0); '
+                           f"got {entry!r}.")  # fmt: skip
+        config = parts[0].strip()
+        overrides = parts[1] if len(parts) > 1 else {}
+        weight = parts[2] if len(parts) > 2 else 1.0
+        if not isinstance(overrides, Mapping):
+            raise KitError(f"MEMBERS entry {entry!r}: overrides must be a dict of config keys, e.g. {{'epochs': 2}}.")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0:
+            raise KitError(f"MEMBERS entry {entry!r}: the weight must be a number > 0 (drop the member instead of 0).")
+        base = _safe(config) or "member"
+        seen[base] = seen.get(base, 0) + 1
+        name = base if seen[base] == 1 else f"{base}-{seen[base]}"  # the same config twice, e.g. two seeds
+        out.append(Member(name, config, dict(overrides), float(weight)))
+    return tuple(out)
+
+
+def members_from_env(value: str) -> tuple[Member, ...]:
+    """JIGSAW_KIT_MEMBERS="kaggle-t4:2,cpu-hybrid:1" (config[:weight], comma-separated; no overrides)."""
+    spec = []
+    for item in (x.strip() for x in value.split(",")):
+        if not item:
+            continue
+        config, _, weight = item.partition(":")
+        try:
+            spec.append((config, {}, float(weight) if weight.strip() else 1.0))
+        except ValueError:
+            raise KitError(f"JIGSAW_KIT_MEMBERS item {item!r}: expected config[:weight], e.g. cpu-hybrid:1.") from None
+    return parse_members(spec)
+
+
+def visible_gpus(cuda_at_start: str | None, nvidia_smi: Callable[[], str | None] | None = None) -> list[str]:
+    """GPU ids the members may use, found without initialising CUDA in the notebook process.
+
+    cuda_at_start is CUDA_VISIBLE_DEVICES as it was before the notebook pinned its own process to "0": when
+    it was set, its ids are the machine's offer ("" or "-1": none); else `nvidia-smi -L` counts the GPUs.
+    """
+    if cuda_at_start is not None:
+        ids = [x.strip() for x in cuda_at_start.split(",") if x.strip()]
+        return [] if ids[:1] == ["-1"] else ids
+    listing = (nvidia_smi or _nvidia_smi_listing)()
+    if not listing:
+        return []
+    return [str(i) for i, _ in enumerate(x for x in listing.splitlines() if x.startswith("GPU "))]
+
+
+def _nvidia_smi_listing() -> str | None:
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return None
+    try:
+        r = subprocess.run([exe, "-L"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return r.stdout if r.returncode == 0 else None
+
+
+def assign_devices(uses: Sequence[str], gpus: Sequence[str]) -> list[str | None]:
+    """A GPU id (or None: CPU) per member, from each member's GPU_USE value.
+
+    Fine-tunes ("needs") go round-robin over the GPUs first, so each gets its own while there are enough.
+    A member that can use a GPU ("optional": the hybrid's embedding pass) then takes the least loaded one:
+    with the default (one fine-tune, two T4s) it gets the second GPU to itself; when it must share, its
+    short inference pass costs a fine-tune little, whereas embedding on Kaggle's 4 CPU cores would take
+    far longer and compete with the fine-tunes' own CPU work. "none" (TF-IDF) runs on the CPU.
+    """
+    devices: list[str | None] = [None] * len(uses)
+    load = {g: 0 for g in gpus}
+    if not gpus:
+        return devices
+    needs = [i for i, u in enumerate(uses) if u == "needs"]
+    for k, i in enumerate(needs):
+        devices[i] = gpus[k % len(gpus)]
+        load[devices[i]] += 1
+    for i, u in enumerate(uses):
+        if u == "optional":
+            g = min(gpus, key=lambda x: load[x])  # min keeps the first of equally loaded GPUs
+            devices[i] = g
+            load[g] += 1
+    return devices
+
+
+def env_flag(env: Mapping[str, str], key: str) -> bool:
+    return env.get(key, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def is_preview(test_rows: int, rerun: bool, full_on_preview: bool = False) -> bool:
+    """True on "Save Version"'s run over the public 10-row test.csv: a smoke run, the full recipe on the rerun.
+
+    rerun: KAGGLE_IS_COMPETITION_RERUN is set. Both signals must say "preview", so should Kaggle's flag
+    ever be missing, the hidden test's 54,059 rows still get the full run.
+    """
+    return not rerun and not full_on_preview and test_rows < PREVIEW_MAX_TEST_ROWS
+
+
+def preview_banner(test_rows: int, steps: int) -> str:
+    bar = "=" * 100
+    return (
+        f"{bar}\nPREVIEW RUN: test.csv has {test_rows:,} rows and this is not the competition rerun: the smoke run\n"
+        f"of 'Save Version'. Fine-tunes train {steps} steps, no probe. The submission written below is valid but\n"
+        "NOT the recipe's quality. The full recipe runs on the rerun over the hidden test (54,059 rows) after\n"
+        "'Submit'. For a full trial run now: FULL_RUN_ON_PREVIEW = True (or JIGSAW_KIT_FULL_PREVIEW=1).\n"
+        f"{bar}"
+    )
+
+
+def set_args(overrides: Mapping[str, Any]) -> list[str]:
+    """`--set key=value` pairs; the model is passed as --model, None means "the config's own value"."""
+    args: list[str] = []
+    for k, v in overrides.items():
+        if k == "model" or v is None:
+            continue
+        value = ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
+        args += ["--set", f"{k}={value}"]
+    return args
+
+
+@dataclass
+class MemberRun:
+    """One member, planned: where it runs and exactly what it is told."""
+
+    member: Member
+    method: str
+    device: str | None  # GPU id, or None: CPU
+    model_dir: Path | None  # the attached checkpoint folder (None: the method needs none)
+    overrides: dict[str, Any]  # the member's overrides + smoke/preview steps + the plan's cuts
+    run_dir: Path
+    note: str = ""  # the plan's one-line summary (projection, or why there is none)
+    process: subprocess.Popen | None = field(default=None, repr=False)
+
+    @property
+    def log(self) -> Path:
+        return self.run_dir.parent / f"{self.member.name}.log"
+
+    @property
+    def submission(self) -> Path:
+        return self.run_dir / "submission.csv"
+
+    @property
+    def where(self) -> str:
+        return f"GPU {self.device}" if self.device is not None else "CPU"
+
+
+def member_command(run: MemberRun, data_dir: Path, python: str = sys.executable) -> list[str]:
+    cmd = [python, "-m", "jigsaw_kit.cli", "run", "--data-dir", str(data_dir), "--config", run.member.config]
+    if run.model_dir is not None:
+        cmd += ["--model", str(run.model_dir)]
+    cmd += ["--run-dir", str(run.run_dir), "--output", str(run.submission)]
+    return cmd + set_args(run.overrides)
+
+
+def member_env(base: Mapping[str, str], device: str | None, threads: int) -> dict[str, str]:
+    """The member's environment: its one GPU ("" hides them all from a CPU member) and its share of the cores."""
+    env = dict(base)
+    env["CUDA_VISIBLE_DEVICES"] = device if device is not None else ""
+    env["PYTHONUNBUFFERED"] = "1"  # the log shows progress as it happens, not in 8 kB lumps
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env.setdefault(var, str(threads))  # concurrent members would otherwise each start one thread per core
+    return env
+
+
+def format_plan(runs: Sequence[MemberRun], gpus: Sequence[str]) -> str:
+    total = sum(r.member.weight for r in runs)
+    head = f"members ({len(runs)}), GPUs seen: {', '.join(gpus) if gpus else 'none (all members on the CPU)'}"
+    width = max(len(r.member.name) for r in runs)
+    lines = [head]
+    for r in runs:
+        share = f"{r.member.weight:g} ({r.member.weight / total:.0%})"
+        lines.append(f"  {r.member.name:<{width}}  weight {share:<10} -> {r.where:<6} {r.note}")
+    return "\n".join(lines)
+
+
+def _last_line(path: Path, n: int = 1) -> list[str]:
+    try:
+        text = path.read_bytes()[-20000:].decode("utf-8", "replace")
+    except OSError:
+        return []
+    # Progress bars redraw with \r: keep what a terminal would show.
+    lines = [x.rsplit("\r", 1)[-1] for x in text.splitlines()]
+    return [x for x in lines if x.strip()][-n:]
+
+
+def _stop(run: MemberRun) -> None:
+    p = run.process
+    if p is None or p.poll() is not None:
+        return
+    try:
+        os.killpg(p.pid, signal.SIGTERM)  # its own session (start_new_session): its workers go with it
+        p.wait(timeout=30)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def run_members(
+    runs: Sequence[MemberRun],
+    data_dir: Path,
+    poll_s: float = 60.0,
+    tail: int = 15,
+    out: Callable[[str], None] = print,
+) -> None:
+    """Start every member at once, print each one's latest log line every poll_s, and its tail when it ends.
+
+    A member that fails stops the others (their result could not be submitted without it: no silent
+    fallback to fewer members) and raises with its log tail.
+    """
+    threads = max(1, (os.cpu_count() or 1) // max(1, len(runs)))
+    for r in runs:
+        if r.run_dir.exists():  # a rerun of this cell in a session: start clean, the notebook owns this folder
+            shutil.rmtree(r.run_dir)
+        r.run_dir.parent.mkdir(parents=True, exist_ok=True)
+        cmd = member_command(r, data_dir)
+        out(f"[{r.member.name}] {r.where}: $ {' '.join(cmd)}")
+        with open(r.log, "w", encoding="utf-8") as log:
+            log.write(f"$ {' '.join(cmd)}\n")
+            log.flush()
+            r.process = subprocess.Popen(
+                cmd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=member_env(os.environ, r.device, threads),
+                start_new_session=True,
+            )
+    t0 = time.time()
+    pending = list(runs)
+    try:
+        while pending:
+            deadline = time.time() + poll_s
+            while time.time() < deadline and all(r.process.poll() is None for r in pending):
+                time.sleep(min(1.0, poll_s))
+            for r in list(pending):
+                rc = r.process.poll()
+                if rc is None:
+                    last = _last_line(r.log)
+                    out(f"[{r.member.name}] running {time.time() - t0:.0f} s: {last[0][-160:] if last else ''}")
+                    continue
+                pending.remove(r)
+                lines = "\n".join(f"  | {x}" for x in _last_line(r.log, tail))
+                if rc != 0:
+                    raise KitError(
+                        f"member {r.member.name} ({r.member.config}, {r.where}) failed with exit status {rc} after "
+                        f"{time.time() - t0:.0f} s; the other members were stopped. Last lines of {r.log}:\n{lines}"
+                    )
+                out(f"[{r.member.name}] done in {time.time() - t0:.0f} s -> {r.submission}; last lines of {r.log}:")
+                out(lines)
+    finally:
+        for r in runs:
+            _stop(r)
+
+
+def blend_members(runs: Sequence[MemberRun], processed: Processed, output: Path) -> Path:
+    """The members' submissions rank-blended within each rule with their weights, checked, written atomically.
+
+    A single member's submission is copied as it is (its probabilities, not ranks: the same AUC, easier to read).
+    """
+    import pandas as pd
+
+    from jigsaw_kit.core.atomic import write_csv
+    from jigsaw_kit.data.submission import check_submission
+    from jigsaw_kit.evaluate.blend import blend_submissions
+
+    missing = [str(r.submission) for r in runs if not r.submission.is_file()]
+    if missing:
+        raise KitError(f"member submission(s) missing: {', '.join(missing)}; see the members' logs beside them.")
+    sample = processed.sample_submission
+    if len(runs) == 1:
+        sub = pd.read_csv(runs[0].submission)
+    else:
+        test = processed.test[["row_id", "rule"]].drop_duplicates("row_id")
+        sub = blend_submissions([r.submission for r in runs], test, [r.member.weight for r in runs])
+        sub = sub.set_index("row_id").loc[sample["row_id"].astype("int64")].reset_index()
+    check_submission(sub, sample)
+    write_csv(sub, output)
+    return output
