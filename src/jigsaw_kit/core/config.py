@@ -23,6 +23,7 @@ METHODS = {
     "transformer": "jigsaw_kit.methods.transformer.method:TransformerMethod",
     "tfidf-lr": "jigsaw_kit.methods.tfidf:TfidfRuleModel",
     "hybrid": "jigsaw_kit.methods.hybrid:HybridRuleModel",
+    "contrastive": "jigsaw_kit.methods.contrastive:ContrastiveHybrid",
 }
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 HEADS = ("auto", "seq-cls", "yes-no")
@@ -33,8 +34,9 @@ class Config:
     """Every knob of a run. Defaults are the CPU MiniLM recipe; configs/*.yaml say why."""
 
     name: str = "cpu-minilm"
-    # "transformer" (fine-tune a checkpoint), "tfidf-lr" (baseline) or "hybrid" (hybrid.py: TF-IDF +
-    # frozen-encoder embeddings, per-rule logistic regressions, exact lookup of labelled texts)
+    # "transformer" (fine-tune a checkpoint), "tfidf-lr" (baseline), "hybrid" (hybrid.py: TF-IDF +
+    # frozen-encoder embeddings, per-rule logistic regressions, exact lookup of labelled texts) or
+    # "contrastive" (the hybrid on an encoder tuned on rule pairs first); see METHODS above
     method: str = "transformer"
     # data
     template: str = "rule-body"
@@ -65,6 +67,9 @@ class Config:
     embed_c: float = 3.0  # inverse L2 strength of the per-rule logistic regression on embeddings
     tfidf_weight: float = 0.5  # weight of the TF-IDF probability; the embedding model gets the rest
     exact_lookup: bool = True  # a text labelled under its rule in the training rows takes that label
+    # contrastive (contrastive.py): the hybrid on an encoder tuned on rule pairs (max_steps, learning_rate,
+    # batch_size, warmup_ratio drive that tune)
+    freeze_layers: int = 0  # freeze the token embeddings and this many lowest encoder layers while tuning
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes; never read by code
     # backbone head and adapters (models.py, docs/models.md)
     head: str = "auto"  # auto | seq-cls | yes-no; encoders are always seq-cls, see models.resolve_head
@@ -92,6 +97,8 @@ class Config:
             raise KitError(f"config '{self.name}': embed_c and tfidf_c must be > 0.")
         if not 0 <= self.label_smoothing < 1 or self.upsample_test_examples < 1:
             raise KitError(f"config '{self.name}': label_smoothing must be in [0, 1) and upsample_test_examples >= 1.")
+        if self.freeze_layers < 0:
+            raise KitError(f"config '{self.name}': freeze_layers must be >= 0, got {self.freeze_layers}.")
         if not 0 <= self.warmup_ratio < 1:
             raise KitError(f"config '{self.name}': warmup_ratio must be in [0, 1), got {self.warmup_ratio}.")
         from jigsaw_kit.core.templates import TEMPLATES  # local import: templates imports nothing from here

@@ -54,10 +54,12 @@ class HybridRuleModel(FittedMethod):
         self.tfidf = TfidfRuleModel(cfg)
         self.known: dict[tuple[str, str], int] = {}
 
+    def encoder(self) -> Path:
+        """The checkpoint that embeds texts: the config's model, frozen."""
+        return resolve_model(self.cfg.model)
+
     def _embed(self, texts: pd.Series) -> np.ndarray:
-        return embed_texts(
-            resolve_model(self.cfg.model), list(texts), self.cfg.max_length, self.cfg.predict_token_budget
-        )
+        return embed_texts(self.encoder(), list(texts), self.cfg.max_length, self.cfg.predict_token_budget)
 
     def _lr(self) -> LogisticRegression:
         return LogisticRegression(C=self.cfg.embed_c, max_iter=3000, random_state=self.cfg.seed)

@@ -27,7 +27,7 @@ class RuleRegressions:
 
     def fit(self, x: Any, y: np.ndarray, rules: pd.Series) -> RuleRegressions:
         self.global_model = self.make_lr().fit(x, y) if len(np.unique(y)) == 2 else None
-        for rule, idx in _positions(rules).items():
+        for rule, idx in rule_positions(rules).items():
             if len(np.unique(y[idx])) == 2:
                 self.models[rule] = self.make_lr().fit(x[idx], y[idx])
             else:
@@ -42,7 +42,7 @@ class RuleRegressions:
 
     def predict(self, x: Any, rules: pd.Series) -> np.ndarray:
         out = np.full(x.shape[0], 0.5)
-        for rule, idx in _positions(rules).items():
+        for rule, idx in rule_positions(rules).items():
             if rule in self.models:
                 out[idx] = self.models[rule].predict_proba(x[idx])[:, 1]
             elif rule in self.constant:
@@ -56,6 +56,6 @@ class RuleRegressions:
         return out
 
 
-def _positions(rules: pd.Series) -> dict[str, np.ndarray]:
+def rule_positions(rules: pd.Series) -> dict[str, np.ndarray]:
     """Row positions of each rule (positions, not index labels: rows may come with any index)."""
     return pd.DataFrame({"rule": np.asarray(rules)}).groupby("rule").indices

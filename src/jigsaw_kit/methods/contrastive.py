@@ -1,0 +1,154 @@
+"""`method: contrastive`: the hybrid (hybrid.py) on a sentence encoder first fine-tuned SetFit-style.
+
+    jigsaw-kit cv --data-dir ../shared/data/jigsaw-agile-community-rules --config cpu-contrastive --scheme lb-proxy
+
+What the fast Kaggle winners did: one encoder for all rules, tuned on pairs of the labelled rows so
+that comments sharing a rule and a label move together and opposite labels apart; then per-rule
+heads on its embeddings. Here the pairs are built inside each rule (same label -> similarity 1,
+other label -> 0) and trained with sentence-transformers' CosineSimilarityLoss and its trainer (the
+Hugging Face Trainer underneath); the heads are the hybrid's (per-rule logistic regressions on the
+tuned embeddings and on TF-IDF, averaged, plus the exact lookup). Few steps and a frozen lower half:
+naive triplet training over-fitted the example pool (README, "Quality").
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from jigsaw_kit.core.checkpoints import resolve_model, set_offline
+from jigsaw_kit.core.config import Config
+from jigsaw_kit.core.errors import KitError
+from jigsaw_kit.methods.base import Method
+from jigsaw_kit.methods.hybrid import HybridRuleModel
+from jigsaw_kit.methods.rulewise import rule_positions
+
+log = logging.getLogger(__name__)
+
+ENCODER = "encoder"  # the tuned encoder inside a run dir
+
+
+def rule_pairs(rows: pd.DataFrame, n: int, seed: int) -> dict[str, list]:
+    """Up to n (text, text, similarity) pairs: each labelled row with one same-label and one other-label
+    partner of its rule. A rule with fewer than two texts of a label gives no pairs (nothing to contrast)."""
+    rng = np.random.default_rng(seed)
+    texts, y = rows["text"].astype(str).to_numpy(), rows["label"].to_numpy().astype(int)
+    a: list[str] = []
+    b: list[str] = []
+    sim: list[float] = []
+    for idx in rule_positions(rows["rule"]).values():
+        by = {k: idx[y[idx] == k] for k in (0, 1)}
+        if min(len(by[0]), len(by[1])) < 2:
+            continue
+        for i in idx:
+            same = by[y[i]][by[y[i]] != i]
+            a += [texts[i], texts[i]]
+            b += [texts[rng.choice(same)], texts[rng.choice(by[1 - y[i]])]]
+            sim += [1.0, 0.0]
+    order = rng.permutation(len(a))[:n]
+    return {"sentence1": [a[o] for o in order], "sentence2": [b[o] for o in order], "label": [sim[o] for o in order]}
+
+
+def tune_encoder(cfg: Config, rows: pd.DataFrame, out_dir: Path) -> Path:
+    """Fine-tune cfg.model on rule pairs for cfg.max_steps steps; save it (sentence-transformers folder) to out_dir."""
+    import torch
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
+    from sentence_transformers import SentenceTransformerTrainingArguments as Args
+    from sentence_transformers.sentence_transformer.losses import CosineSimilarityLoss
+
+    set_offline()
+    steps = cfg.max_steps if cfg.max_steps > 0 else 20
+    pairs = rule_pairs(rows, steps * cfg.batch_size, cfg.seed)
+    if not pairs["label"]:
+        raise KitError("contrastive: no rule has two labelled texts of each class to pair; use --config cpu-hybrid.")
+    on_gpu = torch.cuda.is_available()
+    encoder = SentenceTransformer(str(resolve_model(cfg.model)), device="cuda" if on_gpu else "cpu")
+    encoder.max_seq_length = cfg.max_length
+    _freeze_lower(encoder, cfg.freeze_layers)
+    work = Path(tempfile.mkdtemp(prefix="jigsaw-kit-st-"))
+    args = Args(
+        output_dir=str(work),
+        max_steps=steps,
+        per_device_train_batch_size=cfg.batch_size,
+        learning_rate=cfg.learning_rate,
+        warmup_steps=cfg.warmup_ratio,  # a float in [0, 1) is a ratio of the steps in transformers 5
+        seed=cfg.seed,
+        save_strategy="no",
+        report_to="none",
+        logging_steps=max(1, steps // 4),
+        use_cpu=not on_gpu,
+        fp16=on_gpu and not torch.cuda.is_bf16_supported(),
+        dataloader_num_workers=0,
+    )
+    log.info("contrastive: tuning %s on %d rule pairs, %d steps", Path(cfg.model).name, len(pairs["label"]), steps)
+    trainer = SentenceTransformerTrainer(
+        model=encoder, args=args, train_dataset=Dataset.from_dict(pairs), loss=CosineSimilarityLoss(encoder)
+    )
+    try:
+        trainer.train()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    partial = out_dir.with_name(f".{out_dir.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    encoder.save(str(partial))
+    shutil.rmtree(out_dir, ignore_errors=True)
+    partial.rename(out_dir)  # a crash mid-save never leaves a half encoder under the final name
+    return out_dir
+
+
+def _freeze_lower(encoder, n: int) -> None:
+    """Freeze the token embeddings and the lowest n layers: few labels, so tune only the top."""
+    if n <= 0:
+        return
+    backbone = encoder[0].auto_model
+    layers = getattr(getattr(backbone, "encoder", None), "layer", None)
+    if getattr(backbone, "embeddings", None) is None or layers is None:
+        raise KitError(
+            f"freeze_layers {n}: {type(backbone).__name__} has no embeddings / encoder.layer to freeze; "
+            "set freeze_layers: 0 for this checkpoint."
+        )
+    for module in [backbone.embeddings, *list(layers)[:n]]:
+        for p in module.parameters():
+            p.requires_grad = False
+
+
+class ContrastiveHybrid(HybridRuleModel):
+    name = "contrastive"
+    file = "contrastive.joblib"
+
+    def __init__(self, cfg: Config) -> None:
+        super().__init__(cfg)
+        self.encoder_dir: Path | None = None
+
+    def encoder(self) -> Path:
+        if self.encoder_dir is None:
+            raise KitError("the contrastive method is not fitted: its tuned encoder is missing.")
+        return self.encoder_dir
+
+    def fit(
+        self, rows: pd.DataFrame, work_dir: Path | None = None, resume_from: Path | None = None
+    ) -> ContrastiveHybrid:
+        work_dir = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="jigsaw-kit-"))
+        work_dir.mkdir(parents=True, exist_ok=True)
+        self.encoder_dir = tune_encoder(self.cfg, rows, work_dir / ENCODER)
+        return super().fit(rows, work_dir)
+
+    def save(self, run_dir: Path) -> None:
+        dest = Path(run_dir) / ENCODER
+        if self.encoder_dir is not None and self.encoder_dir.resolve() != dest.resolve():
+            shutil.copytree(self.encoder_dir, dest, dirs_exist_ok=True)
+        super().save(run_dir)
+
+    @classmethod
+    def load(cls, run_dir: Path, cfg: Config) -> Method:
+        method = super().load(run_dir, cfg)
+        method.encoder_dir = Path(run_dir) / ENCODER  # the run dir may have moved since it was saved
+        if not (method.encoder_dir / "config.json").is_file():
+            raise KitError(f"{method.encoder_dir} holds no tuned encoder: train again with --config {cfg.name}.")
+        return method
