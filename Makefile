@@ -21,7 +21,7 @@ weights/all-MiniLM-L6-v2/config.json: | setup
 	$(KIT) vendor
 
 run: setup weights/all-MiniLM-L6-v2/config.json
-	$(KIT) run --data-dir data/sample --config cpu-hybrid --output submission.csv
+	$(KIT) run --data-dir data/sample --config cpu-contrastive --output submission.csv
 
 test: setup
 	$(BIN)/python -m pytest -q

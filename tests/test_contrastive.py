@@ -36,7 +36,7 @@ def test_rule_pairs_stay_inside_a_rule_and_say_whether_labels_agree():
 
 
 @pytest.mark.slow
-def test_run_tunes_the_top_layers_and_predicts_from_the_run_dir(tmp_path, capsys):
+def test_run_tunes_the_top_layers_and_predicts_from_the_run_dir(tmp_path, no_network):
     run, out = tmp_path / "run", tmp_path / "sub.csv"
     args = ["run", "--data-dir", str(SAMPLE), "--config", "cpu-contrastive", "--max-steps", "2"]
     assert main([*args, "--run-dir", str(run), "--output", str(out)]) == 0

@@ -119,8 +119,8 @@ def test_run_with_the_default_config_writes_a_checked_submission(tmp_path, no_ne
     sample = pd.read_csv(SAMPLE / "sample_submission.csv")
     assert sub["row_id"].tolist() == sample["row_id"].tolist()
     assert sub["rule_violation"].between(0, 1).all() and sub["rule_violation"].nunique() > 1
-    assert (run_dir / "hybrid.joblib").is_file()
-    assert "config cpu-hybrid" in capsys.readouterr().out  # the CLI's default config
+    assert (run_dir / "contrastive.joblib").is_file() and (run_dir / "encoder" / "config.json").is_file()
+    assert "config cpu-contrastive" in capsys.readouterr().out  # the CLI's default config
 
 
 @pytest.mark.slow

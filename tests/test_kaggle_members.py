@@ -23,7 +23,7 @@ def test_members_parse_with_defaults_unique_names_and_checked_weights():
     ms = kk.parse_members(["tfidf-lr", ("kaggle-t4", {"seed": 1}), ("kaggle-t4", {"seed": 2}, 2), ("x/my.yaml",)])
     assert [m.name for m in ms] == ["tfidf-lr", "kaggle-t4", "kaggle-t4-2", "my"]
     assert (ms[1].overrides, ms[1].weight, ms[2].weight) == ({"seed": 1}, 1.0, 2.0)
-    assert [m.config for m in kk.parse_members(kk.DEFAULT_MEMBERS)] == ["kaggle-t4", "cpu-hybrid"]
+    assert [m.config for m in kk.parse_members(kk.DEFAULT_MEMBERS)] == ["kaggle-t4", "cpu-contrastive"]
     for bad, match in (
         ([], "non-empty"),
         ("kaggle-t4", "non-empty"),
@@ -43,7 +43,7 @@ def test_members_parse_with_defaults_unique_names_and_checked_weights():
 
 def test_settings_choose_members_from_the_notebook_or_the_environment():
     s = kk.NotebookSettings.from_env(members=kk.DEFAULT_MEMBERS, env={})
-    assert [m.config for m in s.members] == ["kaggle-t4", "cpu-hybrid"] and s.config == "kaggle-t4"
+    assert [m.config for m in s.members] == ["kaggle-t4", "cpu-contrastive"] and s.config == "kaggle-t4"
     assert not s.rerun and not s.full_on_preview and s.preview_steps == 5
     one = kk.NotebookSettings.from_env(members=kk.DEFAULT_MEMBERS, env={"JIGSAW_KIT_CONFIG": "tfidf-lr"})
     assert [m.config for m in one.members] == ["tfidf-lr"]  # the single-config path

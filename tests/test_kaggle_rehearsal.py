@@ -329,7 +329,7 @@ def _outputs(nb) -> str:
     return "\n".join(parts)
 
 
-# "preview": the notebook's default members (the kaggle-t4 fine-tune + cpu-hybrid, the CV winner), two processes
+# "preview": the notebook's default members (the kaggle-t4 fine-tune + cpu-contrastive, the CV winner), two processes
 # on the CPU, on "Save Version"'s small test file: the smoke run, blended. "rerun": one config (kaggle-t4) as
 # Kaggle's scoring rerun runs it: probe, projections and plan, then the member process.
 REHEARSALS = {
@@ -466,17 +466,17 @@ def test_notebook_rehearsal_offline_in_a_stand_in_kaggle_image(tmp_path, monkeyp
     assert "GPUs for the members: none (CPU)" in out
     if run == "preview":  # the default members, each its own process on the CPU; the smoke run
         assert "PREVIEW RUN: test.csv has" in out and "measured here" not in out  # no probe
-        assert "[kaggle-t4] CPU: $ " in out and "[cpu-hybrid] CPU: $ " in out and "--set max_steps=2" in out
-        assert "method hybrid: no epochs to budget" in out  # it embeds every text once with the bundled MiniLM
+        assert "[kaggle-t4] CPU: $ " in out and "[cpu-contrastive] CPU: $ " in out and "--set max_steps=2" in out
+        assert "method contrastive: no epochs to budget" in out and "2 encoder-tuning steps (PREVIEW)" in out
         assert "PREVIEW, 2 training steps, no probe" in out
         assert "steps           2" in (working / "jigsaw-kit" / "kaggle-t4.log").read_text()
-        members = [working / "jigsaw-kit" / m / "submission.csv" for m in ("kaggle-t4", "cpu-hybrid")]
+        members = [working / "jigsaw-kit" / m / "submission.csv" for m in ("kaggle-t4", "cpu-contrastive")]
         assert all(p.is_file() for p in members)
         test = pd.read_csv(SAMPLE / "test.csv")
         want = blend_submissions(members, test, [1.0, 1.0]).set_index("row_id")["rule_violation"]
         got = pd.read_csv(working / "submission.csv").set_index("row_id")["rule_violation"]
         assert got.to_dict() == pytest.approx(want.loc[got.index].to_dict())
-        assert "per-rule rank blend of kaggle-t4 x 1, cpu-hybrid x 1" in out
+        assert "per-rule rank blend of kaggle-t4 x 1, cpu-contrastive x 1" in out
     else:  # one config, Kaggle's scoring rerun: the probe, the projections, the plan
         assert "PREVIEW RUN" not in out and "[kaggle-t4] CPU: $ " in out
         assert "measured here over 1 training step," in out and "54,059 test rows, worst case" in out

@@ -28,11 +28,11 @@ if TYPE_CHECKING:  # annotations only: keep pandas out of `jigsaw-kit --help`
 
 # The notebook's default. Equal weights are a placeholder until measured: choose them on the leaderboard-like CV
 # (`jigsaw-kit cv --scheme lb-proxy` for each config, then `jigsaw-kit blend --oof A B --weights ...`).
-DEFAULT_MEMBERS: tuple[tuple[str, dict[str, Any], float], ...] = (("kaggle-t4", {}, 1.0), ("cpu-hybrid", {}, 1.0))
+DEFAULT_MEMBERS: tuple[tuple[str, dict[str, Any], float], ...] = (("kaggle-t4", {}, 1.0), ("cpu-contrastive", {}, 1.0))
 
 # How each method uses a GPU. A fine-tune needs one; the hybrid only embeds each text once (MiniLM inference,
 # a few hundred MB), which a GPU makes seconds instead of minutes on Kaggle's 4 cores; TF-IDF never touches one.
-GPU_USE = {"transformer": "needs", "hybrid": "optional", "tfidf-lr": "none"}
+GPU_USE = {"transformer": "needs", "hybrid": "optional", "contrastive": "optional", "tfidf-lr": "none"}
 
 PREVIEW_MAX_TEST_ROWS = 1000  # the public test.csv has 10 rows, the hidden one 54,059
 PREVIEW_STEPS = 5  # a fine-tune's training steps on the preview: enough to prove the path end to end

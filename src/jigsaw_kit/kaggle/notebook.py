@@ -231,7 +231,7 @@ def member_config(member: Member, settings: NotebookSettings, base_encoder: Path
     if cfg.method == "transformer" and base_encoder is not None and "model" not in member.overrides:
         if cfg.model == DEFAULT_MODEL:
             return load_config(member.config, {**overrides, "model": str(base_encoder)})
-    if cfg.method in ("transformer", "hybrid") and not Path(cfg.model).is_dir():  # hybrid embeds with it
+    if cfg.method != "tfidf-lr" and not Path(cfg.model).is_dir():  # every other method embeds or tunes it
         model_dir = find_model_dir(settings.input_root, cfg.model)
         cfg = load_config(member.config, {**overrides, "model": str(model_dir)})
     return cfg
@@ -425,11 +425,17 @@ def plan_members(settings: NotebookSettings, processed: Processed, gpus: list[st
     runs = []
     for m, cfg, dev in zip(settings.members, cfgs, devices):
         overrides = dict(m.overrides)
-        if settings.max_steps is not None and cfg.method == "transformer":  # a smoke run: only fine-tunes have steps
+        if settings.max_steps is not None and cfg.method in ("transformer", "contrastive"):  # smoke: tuned steps
             overrides["max_steps"] = settings.max_steps
-        model = Path(cfg.model) if cfg.method in ("transformer", "hybrid") else None
+        model = Path(cfg.model) if cfg.method != "tfidf-lr" else None
         if cfg.method != "transformer":
             note = f"method {cfg.method}: no epochs to budget (each text is embedded or vectorised once)"
+            if cfg.method == "contrastive":  # its encoder tune is a fixed, short number of steps
+                steps = int(overrides.get("max_steps", cfg.max_steps))
+                if preview:
+                    steps = min(settings.preview_steps, steps)
+                    overrides["max_steps"] = steps
+                note += f", after {steps} encoder-tuning steps" + (" (PREVIEW)" if preview else "")
         elif preview:
             steps = min(settings.preview_steps, settings.max_steps or settings.preview_steps)
             overrides["max_steps"] = steps

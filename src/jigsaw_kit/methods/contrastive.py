@@ -68,7 +68,9 @@ def tune_encoder(cfg: Config, rows: pd.DataFrame, out_dir: Path) -> Path:
     if not pairs["label"]:
         raise KitError("contrastive: no rule has two labelled texts of each class to pair; use --config cpu-hybrid.")
     on_gpu = torch.cuda.is_available()
-    encoder = SentenceTransformer(str(resolve_model(cfg.model)), device="cuda" if on_gpu else "cpu")
+    # local_files_only: sentence-transformers otherwise asks the Hub about the "base model" for its model card
+    device = "cuda" if on_gpu else "cpu"
+    encoder = SentenceTransformer(str(resolve_model(cfg.model)), device=device, local_files_only=True)
     encoder.max_seq_length = cfg.max_length
     _freeze_lower(encoder, cfg.freeze_layers)
     work = Path(tempfile.mkdtemp(prefix="jigsaw-kit-st-"))
@@ -96,7 +98,7 @@ def tune_encoder(cfg: Config, rows: pd.DataFrame, out_dir: Path) -> Path:
         shutil.rmtree(work, ignore_errors=True)
     partial = out_dir.with_name(f".{out_dir.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)
-    encoder.save(str(partial))
+    encoder.save(str(partial), create_model_card=False)  # a model card would be fetched from the Hub
     shutil.rmtree(out_dir, ignore_errors=True)
     partial.rename(out_dir)  # a crash mid-save never leaves a half encoder under the final name
     return out_dir
