@@ -78,7 +78,7 @@ def test_examples_scheme_lets_held_out_rows_lend_examples(real):
         held = set(fold.valid["text"])
         assert not (held & set(fold.bodies["body"].str.strip()))  # never as a labelled body
         some_overlap |= bool(held & set(fold_training_rows(fold)["text"]))
-    assert some_overlap  # the point of the scheme: Kaggle's test bodies recur as examples
+    assert some_overlap  # the point of the scheme: train.csv's bodies recur as examples
 
 
 def test_purge_on_hand_made_frames():
