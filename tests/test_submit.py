@@ -42,3 +42,16 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path):
         write_csv(Boom(), path)
     assert path.read_text() == "a\n1\n"
     assert list(tmp_path.iterdir()) == [path]
+
+
+def test_outputs_get_ordinary_file_permissions(tmp_path):
+    # mkstemp's 0600 would make a submission unreadable to anyone else on a shared machine
+    import os
+    import stat
+
+    from jigsaw_kit.core.atomic import atomic_path
+
+    p = atomic_path(tmp_path / "out.txt", lambda t: t.write_text("x"))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(p.stat().st_mode) == 0o666 & ~umask

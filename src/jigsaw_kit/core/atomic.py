@@ -17,6 +17,15 @@ import numpy as np
 import pandas as pd
 
 
+def _umask() -> int:
+    mask = os.umask(0)  # reading the umask means setting it: put it straight back
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()
+
+
 def atomic_path(path: Path, write: Callable[[Path], Any]) -> Path:
     """Call write(tmp_path), then rename tmp over `path`; the temp file never outlives a failure."""
     path = Path(path)
@@ -25,6 +34,7 @@ def atomic_path(path: Path, write: Callable[[Path], Any]) -> Path:
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; an output should get the permissions open() gives
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
