@@ -13,6 +13,7 @@ naive triplet training over-fitted the example pool (README, "Quality").
 
 from __future__ import annotations
 
+import gc
 import logging
 import shutil
 import tempfile
@@ -101,6 +102,10 @@ def tune_encoder(cfg: Config, rows: pd.DataFrame, out_dir: Path) -> Path:
     encoder.save(str(partial), create_model_card=False)  # a model card would be fetched from the Hub
     shutil.rmtree(out_dir, ignore_errors=True)
     partial.rename(out_dir)  # a crash mid-save never leaves a half encoder under the final name
+    # The embedding pass loads the saved encoder on its own: drop the trainer's copy (held in reference
+    # cycles, so only the collector frees it) before the 54k-row embedding and TF-IDF passes peak.
+    del trainer, encoder
+    gc.collect()
     return out_dir
 
 
