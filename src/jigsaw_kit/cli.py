@@ -317,7 +317,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_cv(args: argparse.Namespace) -> int:
-    from jigsaw_kit.cli import _check_writable, _config
     from jigsaw_kit.data.competition import load_competition
     from jigsaw_kit.evaluate.report import console_table
 
@@ -337,7 +336,6 @@ def cmd_cv(args: argparse.Namespace) -> int:
 
 
 def _add_cv_parser(sub: Any) -> None:
-    from jigsaw_kit.cli import _add_config_args
 
     p = sub.add_parser("cv", help="leak-free cross-validation with out-of-fold predictions and a report")
     p.add_argument("--data-dir", help="competition folder (default: Kaggle mounts, then kagglehub)")
@@ -353,7 +351,6 @@ def _add_cv_parser(sub: Any) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from jigsaw_kit.cli import _config
 
     cfg = _config(args)
     result = run_bench(
@@ -376,7 +373,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _add_bench_parser(sub: Any) -> None:
-    from jigsaw_kit.cli import _add_config_args
 
     p = sub.add_parser("bench", help="measure kit vs naive training/inference throughput; project Kaggle time")
     p.add_argument("--data-dir", help="competition folder (default: Kaggle mounts, then kagglehub)")
@@ -426,9 +422,7 @@ def cmd_bundle(args: argparse.Namespace) -> int:
 
 
 def cmd_kaggle_plan(args: argparse.Namespace) -> int:
-    from jigsaw_kit.cli import _config
-    from jigsaw_kit.data import dataset
-    from jigsaw_kit.data.competition import load_competition
+    from jigsaw_kit import pipeline
 
     cfg = _config(args)
     if cfg.method != "transformer":
@@ -446,7 +440,7 @@ def cmd_kaggle_plan(args: argparse.Namespace) -> int:
             "given on the command line",
         )
     budget = args.budget_hours * 3600
-    processed = dataset.build(load_competition(args.data_dir), cfg)
+    processed = pipeline.build(cfg, args.data_dir)
     work = workload(cfg, len(processed.train), len(processed.test), args.devices)
     print(format_projection("this data", work, tp, project(work, tp, RESERVE_S), budget))
     for label, w in full_test_workloads(processed.manifest, work, args.test_rows):
@@ -458,7 +452,6 @@ def cmd_kaggle_plan(args: argparse.Namespace) -> int:
 
 
 def _add_kaggle_parser(sub: Any) -> None:
-    from jigsaw_kit.cli import _add_config_args
 
     p = sub.add_parser("bundle", help="build the Kaggle datasets: kit + dependency wheels, and the checkpoint")
     p.add_argument("--model", required=True, help="checkpoint folder to ship (e.g. weights/all-MiniLM-L6-v2)")

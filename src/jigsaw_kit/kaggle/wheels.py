@@ -53,7 +53,7 @@ KAGGLE_WHEELS: tuple[Wheel, ...] = (
     Wheel(
         "datasets",
         True,
-        "train.py builds a datasets.Dataset; the image's datasets (3.x/4.x) predates huggingface-hub>=1 and "
+        "the Trainer recipe builds a datasets.Dataset; the image's datasets (3.x/4.x) predates huggingface-hub>=1 and "
         "would break on import once hub is upgraded",
     ),
     Wheel("accelerate", True, "the Trainer of transformers 5 drives accelerate's newer API; pin the tested pair"),
