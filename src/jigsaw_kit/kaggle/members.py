@@ -30,9 +30,6 @@ if TYPE_CHECKING:  # annotations only: keep pandas out of `jigsaw-kit --help`
 # (`jigsaw-kit cv --scheme lb-proxy` for each config, then `jigsaw-kit blend --oof A B --weights ...`).
 DEFAULT_MEMBERS: tuple[tuple[str, dict[str, Any], float], ...] = (("kaggle-t4", {}, 1.0), ("cpu-contrastive", {}, 1.0))
 
-# How each method uses a GPU. A fine-tune needs one; the hybrid only embeds each text once (MiniLM inference,
-# a few hundred MB), which a GPU makes seconds instead of minutes on Kaggle's 4 cores; TF-IDF never touches one.
-GPU_USE = {"transformer": "needs", "hybrid": "optional", "contrastive": "optional", "tfidf-lr": "none"}
 
 PREVIEW_MAX_TEST_ROWS = 1000  # the public test.csv has 10 rows, the hidden one 54,059
 PREVIEW_STEPS = 5  # a fine-tune's training steps on the preview: enough to prove the path end to end
@@ -117,7 +114,10 @@ def _nvidia_smi_listing() -> str | None:
 
 
 def assign_devices(uses: Sequence[str], gpus: Sequence[str]) -> list[str | None]:
-    """A GPU id (or None: CPU) per member, from each member's GPU_USE value.
+    """A GPU id (or None: CPU) per member, from each member's method's `gpu` (methods.base.Method).
+
+    A fine-tune needs a GPU; the hybrid only embeds each text once (MiniLM inference, a few hundred MB),
+    which a GPU makes seconds instead of minutes on Kaggle's 4 cores; TF-IDF never touches one.
 
     Fine-tunes ("needs") go round-robin over the GPUs first, so each gets its own while there are enough.
     A member that can use a GPU ("optional": the hybrid's embedding pass) then takes the least loaded one:

@@ -41,7 +41,6 @@ from jigsaw_kit.kaggle.bundling import slug
 from jigsaw_kit.kaggle.members import (
     BASE_ENCODER,
     DEFAULT_MEMBERS,
-    GPU_USE,
     PREVIEW_STEPS,
     Member,
     MemberRun,
@@ -56,6 +55,7 @@ from jigsaw_kit.kaggle.members import (
     run_members,
 )
 from jigsaw_kit.kaggle.wheels import MODEL_DATASET_PREFIX, MODEL_MARKER
+from jigsaw_kit.methods import method_class
 
 if TYPE_CHECKING:  # annotations only: importing these at runtime would pull pandas into `jigsaw-kit --help`
     import pandas as pd
@@ -231,7 +231,7 @@ def member_config(member: Member, settings: NotebookSettings, base_encoder: Path
     if cfg.method == "transformer" and base_encoder is not None and "model" not in member.overrides:
         if cfg.model == DEFAULT_MODEL:
             return load_config(member.config, {**overrides, "model": str(base_encoder)})
-    if cfg.method != "tfidf-lr" and not Path(cfg.model).is_dir():  # every other method embeds or tunes it
+    if method_class(cfg.method).uses_model and not Path(cfg.model).is_dir():
         model_dir = find_model_dir(settings.input_root, cfg.model)
         cfg = load_config(member.config, {**overrides, "model": str(model_dir)})
     return cfg
@@ -417,7 +417,7 @@ def plan_members(settings: NotebookSettings, processed: Processed, gpus: list[st
         print(f"fine-tune encoder: {BASE_ENCODER} (attached at {base})" if base is not None else
               f"fine-tune encoder: the config's (no {MODEL_DATASET_PREFIX}{slug(BASE_ENCODER)} dataset attached; "
               f"attach it to fine-tune {BASE_ENCODER} instead of all-MiniLM-L6-v2)")  # fmt: skip
-    devices = assign_devices([GPU_USE.get(c.method, "optional") for c in cfgs], gpus)
+    devices = assign_devices([method_class(c.method).gpu for c in cfgs], gpus)
     test_rows = int(processed.manifest["counts"]["test_csv_rows"])
     preview = is_preview(test_rows, settings.rerun, settings.full_on_preview)
     if preview:
@@ -425,12 +425,13 @@ def plan_members(settings: NotebookSettings, processed: Processed, gpus: list[st
     runs = []
     for m, cfg, dev in zip(settings.members, cfgs, devices):
         overrides = dict(m.overrides)
-        if settings.max_steps is not None and cfg.method in ("transformer", "contrastive"):  # smoke: tuned steps
+        cls = method_class(cfg.method)
+        if settings.max_steps is not None and cls.stepped:  # a smoke run cuts every method's training steps
             overrides["max_steps"] = settings.max_steps
-        model = Path(cfg.model) if cfg.method != "tfidf-lr" else None
+        model = Path(cfg.model) if cls.uses_model else None
         if cfg.method != "transformer":
             note = f"method {cfg.method}: no epochs to budget (each text is embedded or vectorised once)"
-            if cfg.method == "contrastive":  # its encoder tune is a fixed, short number of steps
+            if cls.stepped:  # a short, fixed number of steps (the contrastive method's encoder tune)
                 steps = int(overrides.get("max_steps", cfg.max_steps))
                 if preview:
                     steps = min(settings.preview_steps, steps)

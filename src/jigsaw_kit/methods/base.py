@@ -29,6 +29,10 @@ class Method(ABC):
 
     name: ClassVar[str]  # the config's `method`
     resumable: ClassVar[bool] = False  # keeps checkpoints that `train --resume` can continue
+    # What the Kaggle notebook plans by, so it never branches on method names:
+    uses_model: ClassVar[bool] = True  # embeds with or tunes the config's `model` checkpoint
+    stepped: ClassVar[bool] = False  # trains max_steps optimizer steps (a smoke run cuts them)
+    gpu: ClassVar[str] = "optional"  # "needs" one, "optional" (faster with one), or "none"
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg

@@ -128,6 +128,7 @@ def _freeze_lower(encoder, n: int) -> None:
 class ContrastiveHybrid(HybridRuleModel):
     name = "contrastive"
     file = "contrastive.joblib"
+    stepped = True  # the encoder tune: max_steps steps
 
     def __init__(self, cfg: Config) -> None:
         super().__init__(cfg)

@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 class TfidfRuleModel(FittedMethod):
     name = "tfidf-lr"
     file = "tfidf.joblib"
+    uses_model = False
+    gpu = "none"
 
     def _features(self, texts: pd.Series, fit: bool = False):
         if fit:

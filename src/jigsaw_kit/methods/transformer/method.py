@@ -27,6 +27,8 @@ MODEL = "model"  # the fine-tuned checkpoint inside a run dir
 class TransformerMethod(Method):
     name = "transformer"
     resumable = True
+    stepped = True
+    gpu = "needs"
 
     def __init__(self, cfg: Config) -> None:
         super().__init__(cfg)
