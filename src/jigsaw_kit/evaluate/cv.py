@@ -37,75 +37,132 @@ def run_cv(
     k: int,
     work_dir: Path,
     keep_models: bool = False,
+    fractions: tuple[float, ...] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any], list[list[dict]]]:
-    """Train and score each fold; returns (oof, metrics, log histories)."""
+    """Train and score each fold; returns (oof, metrics, log histories).
+
+    fractions (a learning curve): each fold is also refitted on nested shares of its labelled rows
+    (evaluate/curve.py); metrics gains `learning_curve` and work_dir `learning_curve_oof.csv`. The
+    full-data point is the plain run, so oof, the headline and the report do not change.
+    """
+    from jigsaw_kit.evaluate import curve
     from jigsaw_kit.pipeline import fit, predict
 
+    fractions = tuple(sorted(set(fractions) | {1.0})) if fractions else (1.0,)
     folds = make_folds(train, test, scheme=scheme, k=k, seed=cfg.seed)
-    oofs, fold_metrics, histories = [], [], []
+    oofs, histories = [], []
+    fold_metrics: dict[float, list[dict]] = {f: [] for f in fractions}
+    curve_oofs: list[pd.DataFrame] = []
+    frac_time = dict.fromkeys(fractions, 0.0)
     t0 = time.perf_counter()
     for i, fold in enumerate(folds):
         leaks = leaked_texts(fold)
         if leaks:  # a bug in folds.py, never the user's fault: refuse to report a leaky score
             raise AssertionError(f"{fold.name}: {len(leaks)} held-out texts leak into training")
-        rows = apply_template(fold_training_rows(fold), cfg.template)
+        all_rows = apply_template(fold_training_rows(fold), cfg.template)
         valid = apply_template(fold.valid, cfg.template)
-        fold_dir = work_dir / fold.name
-        log.info(
-            "cv %s %s: %d training rows, %d held-out texts over %d rule(s)",
-            scheme,
-            fold.name,
-            len(rows),
-            len(valid),
-            valid["rule"].nunique(),
-        )
-        result = fit(cfg, rows, fold_dir)
-        preds = predict(fold_dir, cfg, valid)
-        oof = valid[["rule", "text", "label"]].assign(prediction=preds, fold=i)
-        if fold.part:  # lb-proxy: a text is held out once in each part
-            oof["part"] = fold.part
-        oofs.append(oof)
-        m = summarize(oof["rule"], oof["label"], oof["prediction"])
-        m.update(fold=fold.name, part=fold.part, train_rows=len(rows), train_time_s=result.train_time_s)
-        fold_metrics.append(m)
-        histories.append(result.log_history)
-        log.info(
-            "cv %s %s: mean_rule_auc %.4f (%d/%d folds, %.0fs so far)",
-            scheme,
-            fold.name,
-            m["mean_rule_auc"],
-            i + 1,
-            len(folds),
-            time.perf_counter() - t0,
-        )
-        if not keep_models:
-            shutil.rmtree(fold_dir / "model", ignore_errors=True)
-            shutil.rmtree(fold_dir / "checkpoints", ignore_errors=True)
+        ranks = curve.subsample_ranks(all_rows, (cfg.seed, i)) if len(fractions) > 1 else None
+        for frac in fractions:
+            t_frac = time.perf_counter()
+            rows = all_rows if frac >= 1 else curve.subsample(all_rows, frac, ranks)
+            fold_dir = work_dir / (fold.name if frac >= 1 else f"{fold.name}-frac{frac:g}")
+            log.info(
+                "cv %s %s%s: %d training rows, %d held-out texts over %d rule(s)",
+                scheme,
+                fold.name,
+                "" if frac >= 1 else f" at {frac:g} of the labels",
+                len(rows),
+                len(valid),
+                valid["rule"].nunique(),
+            )
+            result = fit(cfg, rows, fold_dir)
+            preds = predict(fold_dir, cfg, valid)
+            oof = valid[["rule", "text", "label"]].assign(prediction=preds, fold=i)
+            if fold.part:  # lb-proxy: a text is held out once in each part
+                oof["part"] = fold.part
+            m = summarize(oof["rule"], oof["label"], oof["prediction"])
+            m.update(fold=fold.name, part=fold.part, train_rows=len(rows), train_time_s=result.train_time_s)
+            if len(fractions) > 1:
+                m["rows_per_rule"] = curve.rows_per_rule(rows)
+                curve_oofs.append(oof.assign(fraction=frac))
+            fold_metrics[frac].append(m)
+            if frac >= 1:
+                oofs.append(oof)
+                histories.append(result.log_history)
+                log.info(
+                    "cv %s %s: mean_rule_auc %.4f (%d/%d folds, %.0fs so far)",
+                    scheme,
+                    fold.name,
+                    m["mean_rule_auc"],
+                    i + 1,
+                    len(folds),
+                    time.perf_counter() - t0,
+                )
+            if not keep_models or frac < 1:
+                shutil.rmtree(fold_dir / "model", ignore_errors=True)
+                shutil.rmtree(fold_dir / "checkpoints", ignore_errors=True)
+            frac_time[frac] += time.perf_counter() - t_frac
     oof = pd.concat(oofs, ignore_index=True)
+    full = [{k: v for k, v in m.items() if k != "rows_per_rule"} for m in fold_metrics[1.0]]
     metrics: dict[str, Any] = {
         "scheme": scheme,
         "config": cfg.name,
         "folds_k": len(folds),
         "overall": summarize(oof["rule"], oof["label"], oof["prediction"]),
-        "folds": fold_metrics,
-        "mean": {key: _nanmean([f[key] for f in fold_metrics]) for key in FIGURE_KEYS},
-        "std": {key: _nanstd([f[key] for f in fold_metrics]) for key in FIGURE_KEYS},
+        "folds": full,
         "wall_time_s": time.perf_counter() - t0,
     }
-    # The headline: for rule-out each fold is one rule, so the metric is the mean of the fold AUCs.
-    metrics["mean_rule_auc"] = metrics["mean"]["mean_rule_auc"]
-    if any(f.part for f in folds):  # lb-proxy: weigh the parts as the leaderboard weighs its rules
-        metrics["parts"] = {p: _part_summary([m for m in fold_metrics if m["part"] == p]) for p in LB_WEIGHTS}
-        metrics["mean_rule_auc"] = sum(w * metrics["parts"][p]["mean"] for p, w in LB_WEIGHTS.items()) / sum(
-            LB_WEIGHTS.values()
-        )
+    metrics.update(_aggregate(full))
     # A diagnostic, never the headline: bodies the host never used as examples are label-noisy.
     unused = never_used_texts(train, test)
     metrics["never_used_as_example"] = {
         "n": int(oof["text"].isin(unused).sum()),
         "mean_rule_auc": _nanmean([_subset_auc(o, unused) for _, o in oof.groupby("fold")]),
     }
+    if len(fractions) > 1:
+        points = [_curve_point(f, fold_metrics[f], frac_time[f]) for f in fractions]
+        weighted = any(f.part for f in folds)
+        metrics["learning_curve"] = curve.summarize_curve(points, metrics["mean_rule_auc"], weighted, fractions)
+        from jigsaw_kit.core.atomic import write_csv
+
+        write_csv(pd.concat(curve_oofs, ignore_index=True), Path(work_dir) / "learning_curve_oof.csv")
     return oof, metrics, histories
+
+
+def _aggregate(fold_metrics: list[dict]) -> dict[str, Any]:
+    """mean / std over folds and the headline; lb-proxy weighs its parts as the leaderboard weighs its rules."""
+    out: dict[str, Any] = {
+        "mean": {key: _nanmean([f[key] for f in fold_metrics]) for key in FIGURE_KEYS},
+        "std": {key: _nanstd([f[key] for f in fold_metrics]) for key in FIGURE_KEYS},
+    }
+    # The headline: for rule-out each fold is one rule, so the metric is the mean of the fold AUCs.
+    out["mean_rule_auc"] = out["mean"]["mean_rule_auc"]
+    if any(f["part"] for f in fold_metrics):
+        out["parts"] = {p: _part_summary([m for m in fold_metrics if m["part"] == p]) for p in LB_WEIGHTS}
+        out["mean_rule_auc"] = sum(w * out["parts"][p]["mean"] for p, w in LB_WEIGHTS.items()) / sum(
+            LB_WEIGHTS.values()
+        )
+    return out
+
+
+def _curve_point(fraction: float, fold_metrics: list[dict], wall_time_s: float) -> dict[str, Any]:
+    """One point of the learning curve: the fraction's headline, parts, per-rule figures and label counts."""
+    agg = _aggregate(fold_metrics)
+    rules = sorted({r for m in fold_metrics for r in m["rows_per_rule"]})
+    counts = {r: _nanmean([m["rows_per_rule"].get(r, 0) for m in fold_metrics]) for r in rules}
+    per_rule = _part_summary(fold_metrics)["per_rule"]
+    keep = ("fold", "part", "mean_rule_auc", "per_rule", "train_rows", "rows_per_rule")
+    return {
+        "fraction": fraction,
+        "rows_per_rule": counts,
+        "rows_per_rule_mean": _nanmean(list(counts.values())),
+        "mean_rule_auc": agg["mean_rule_auc"],
+        "std": agg["std"]["mean_rule_auc"],
+        "parts": agg.get("parts", {}),
+        "per_rule": per_rule,
+        "folds": [{k: m[k] for k in keep} for m in fold_metrics],
+        "wall_time_s": wall_time_s,
+    }
 
 
 def _subset_auc(oof: pd.DataFrame, texts: set[str]) -> float:
@@ -141,7 +198,21 @@ def write_cv(out_dir: Path, report_dir: Path, oof: pd.DataFrame, metrics: dict, 
     write_csv(oof, out_dir / "oof.csv")
     write_json(out_dir / "metrics.json", metrics)
     title = f"jigsaw-kit CV: {metrics['config']} / {metrics['scheme']}"
-    return write_report(report_dir, oof, metrics, histories, title=title)
+    report = write_report(report_dir, oof, metrics, histories, title=title)
+    if "learning_curve" in metrics:  # its own section and figure, after the full-data report
+        from jigsaw_kit.core.atomic import atomic_path
+        from jigsaw_kit.evaluate import curve
+
+        lc = metrics["learning_curve"]
+        curve.plot(lc, Path(report_dir) / curve.FIGURE, title)
+        text = report.read_text(encoding="utf-8") + "\n" + curve.markdown(lc)
+        atomic_path(report, lambda t: t.write_text(text, encoding="utf-8"))
+    else:  # a curve left by an earlier run in this folder would read as this run's
+        from jigsaw_kit.evaluate import curve
+
+        (Path(report_dir) / curve.FIGURE).unlink(missing_ok=True)
+        (Path(out_dir) / "learning_curve_oof.csv").unlink(missing_ok=True)
+    return report
 
 
 def write_provenance(out_dir: Path, cfg: Config, comp: Any, scheme: str, folds: int) -> None:
