@@ -57,6 +57,13 @@ def no_network(monkeypatch):
     assert not attempts, f"network access attempted during the test: {attempts}"
 
 
+@pytest.fixture(autouse=True)
+def _isolated_embedding_cache(tmp_path_factory, monkeypatch):
+    """No test reads or fills the user's embedding cache; the suite runs with it off unless a test turns it on."""
+    monkeypatch.setenv("JIGSAW_KIT_CACHE_DIR", str(tmp_path_factory.mktemp("embed-cache")))
+    monkeypatch.setenv("JIGSAW_KIT_EMBED_CACHE", "0")
+
+
 @pytest.fixture
 def real_dir() -> Path:
     if not (REAL / "train.csv").is_file():

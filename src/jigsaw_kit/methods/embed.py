@@ -5,7 +5,8 @@ embeddings are useful without fine-tuning: a logistic regression on them per rul
 learns a rule from its few hundred labelled examples in seconds on CPU.
 
 Embeddings are cached per (checkpoint, max_length, text) in the process: cross-validation
-refits on overlapping texts fold after fold, and the encoder dominates the cost.
+refits on overlapping texts fold after fold, and the encoder dominates the cost. Below that sits a
+disk cache (embed_cache.py) shared by every process, keyed by the checkpoint's content.
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ from tqdm.auto import tqdm
 from jigsaw_kit.core.checkpoints import check_max_length, load_tokenizer, read_model_config
 from jigsaw_kit.core.errors import KitError
 from jigsaw_kit.methods.batching import token_budget_batches
+from jigsaw_kit.methods.embed_cache import EmbeddingCache, cache_root, checkpoint_fingerprint
 from jigsaw_kit.methods.transformer.modeling import load_pretrained
 
 log = logging.getLogger(__name__)
 
 _CACHE: dict[tuple[str, int], dict[str, np.ndarray]] = {}
 _ENCODERS: dict[tuple[str, int], tuple] = {}  # loaded once per process: fit, predict and CV folds share it
+_DISK: dict[tuple[str, str, int], EmbeddingCache] = {}  # one per namespace: its chunks are read once per process
 
 
 def load_encoder(model_path: Path, max_length: int):
@@ -75,15 +78,50 @@ def _encode_uncached(model_path: Path, texts: list[str], max_length: int, token_
     return out
 
 
+def _disk_cache(model_path: Path, max_length: int) -> EmbeddingCache | None:
+    """The disk cache for this checkpoint, or None when it is off or the folder is not a checkpoint."""
+    root = cache_root()
+    if root is None:
+        return None
+    try:
+        fingerprint = checkpoint_fingerprint(model_path)
+    except (KitError, OSError) as e:
+        log.debug("no disk embedding cache for %s: %s", model_path, e)
+        return None
+    key = (str(root), fingerprint, max_length)
+    if key not in _DISK:
+        _DISK[key] = EmbeddingCache(root, fingerprint, max_length)
+    return _DISK[key]
+
+
+def _identity(model_path: Path) -> str:
+    """The in-process cache's key: the checkpoint's content where it can be read (a tuned encoder saved
+    again under the same path is another encoder), else its path."""
+    try:
+        return checkpoint_fingerprint(model_path)
+    except (KitError, OSError):
+        return str(model_path.resolve())
+
+
 def embed_texts(model_path: Path, texts: Sequence[str], max_length: int, token_budget: int = 16384) -> np.ndarray:
     """(len(texts), hidden) float32 unit vectors, one per text, in the given order."""
-    cache = _CACHE.setdefault((str(Path(model_path).resolve()), max_length), {})
+    cache = _CACHE.setdefault((_identity(Path(model_path)), max_length), {})
     texts = [str(t) for t in texts]
     missing = sorted({t for t in texts if t not in cache})
     if missing:
-        log.info("embedding %d new texts with %s", len(missing), Path(model_path).name)
-        for t, v in zip(missing, _encode_uncached(Path(model_path), missing, max_length, token_budget)):
-            cache[t] = v
+        disk = _disk_cache(Path(model_path), max_length)
+        hits = disk.get(missing) if disk is not None else {}
+        cache.update(hits)
+        missing = [t for t in missing if t not in hits]
+        if missing:
+            log.info("embedding %d new texts with %s", len(missing), Path(model_path).name)
+            vectors = _encode_uncached(Path(model_path), missing, max_length, token_budget)
+            if disk is not None:
+                disk.put(missing, vectors)
+            for t, v in zip(missing, vectors):
+                cache[t] = v
+        if disk is not None:
+            log.info("embedding cache %s: %s hits, %s new", disk.folder, f"{len(hits):,}", f"{len(missing):,}")
     if not texts:
         return np.zeros((0, 0), dtype=np.float32)
     return np.stack([cache[t] for t in texts])
