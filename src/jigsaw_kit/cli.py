@@ -24,8 +24,11 @@ from typing import Any
 from jigsaw_kit import __version__
 from jigsaw_kit.bench import DEFAULT_T4_SPEEDUP_OVER_CPU, KAGGLE_TEST_ROWS, format_table, run_bench
 from jigsaw_kit.core.errors import KitError
+from jigsaw_kit.core.paths import check_writable
 from jigsaw_kit.data.folds import SCHEMES
 from jigsaw_kit.evaluate.blend import blend_oof, blend_submissions
+from jigsaw_kit.evaluate.curve import console as curve_console
+from jigsaw_kit.evaluate.curve import parse_fractions
 from jigsaw_kit.evaluate.cv import run_cv, write_cv, write_provenance
 from jigsaw_kit.evaluate.report import cv_headline
 from jigsaw_kit.kaggle.budget import (
@@ -56,6 +59,11 @@ def _add_config_args(p: argparse.ArgumentParser, default: str = DEFAULT_CONFIG) 
     p.add_argument("--max-steps", type=int, help="override max_steps (> 0 wins over epochs)")
     p.add_argument("--seed", type=int, help="override seed")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any config key")
+    p.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="neither read nor fill the disk cache of sentence embeddings (= JIGSAW_KIT_EMBED_CACHE=0)",
+    )
 
 
 def _config(args: argparse.Namespace):
@@ -66,22 +74,6 @@ def _config(args: argparse.Namespace):
         if getattr(args, key, None) is not None:
             overrides[key] = getattr(args, key)
     return load_config(args.config, overrides)
-
-
-def _check_writable(path: Path, what: str) -> None:
-    """Fail before hours of training, not after, if an output cannot be written."""
-    d = path if path.is_dir() or not path.suffix else path.parent
-    d = d.resolve()
-    probe = d
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir():
-        # os.access says yes for a file, but no folder can ever be created under one.
-        raise KitError(f"{what} {path}: {probe} is a file, not a folder. Choose another location.")
-    if what == "--output" and path.is_dir():
-        raise KitError(f"--output {path} is a folder; give a file name, e.g. {path / 'submission.csv'}.")
-    if not os.access(probe, os.W_OK):
-        raise KitError(f"{what} {path}: folder {probe} is not writable. Choose another location.")
 
 
 def _run_dir(args: argparse.Namespace, cfg) -> Path:
@@ -131,7 +123,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     out = Path(args.out)
-    _check_writable(out, "--out")
+    check_writable(out, "--out")
     p = pipeline.build(cfg, args.data_dir)
     dataset.save(p, out)
     _print_build(p)
@@ -193,7 +185,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     run_dir = _run_dir(args, cfg)
-    _check_writable(run_dir, "--run-dir")
+    check_writable(run_dir, "--run-dir")
     processed = dataset.load(Path(args.processed))
     dataset.check_template(processed, cfg)
     _train(cfg, processed, run_dir, resume=args.resume, processed_dir=Path(args.processed))
@@ -224,7 +216,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise KitError(f"{run_dir} is not a run directory (no config.yaml). Train first: jigsaw-kit train ...")
     cfg = load_config(str(run_dir / "config.yaml"))
     output = Path(args.output)
-    _check_writable(output, "--output")
+    check_writable(output, "--output")
     processed = dataset.load(Path(args.processed))
     dataset.check_template(processed, cfg)
     _predict_and_write(cfg, processed, run_dir, output)
@@ -239,8 +231,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = _config(args)
     run_dir = _run_dir(args, cfg)
     output = Path(args.output)
-    _check_writable(output, "--output")
-    _check_writable(run_dir, "--run-dir")
+    check_writable(output, "--output")
+    check_writable(run_dir, "--run-dir")
     processed = pipeline.build(cfg, args.data_dir)
     _print_build(processed)
     dataset.save(processed, run_dir / "processed")
@@ -310,6 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     _add_cv_parser(sub)
+    _add_compare_parser(sub)
+    _add_cache_parser(sub)
     _add_bench_parser(sub)
     _add_kaggle_parser(sub)
     _add_blend_parser(sub)
@@ -324,13 +318,18 @@ def cmd_cv(args: argparse.Namespace) -> int:
     default_root = Path("runs") / cfg.name
     out_dir = Path(args.output_dir) if args.output_dir else default_root / "cv"
     report_dir = Path(args.output_dir) if args.output_dir else default_root
-    _check_writable(out_dir, "--output-dir")
+    check_writable(out_dir, "--output-dir")
     comp = load_competition(args.data_dir)
     write_provenance(out_dir, cfg, comp, args.scheme, args.folds)
-    oof, metrics, histories = run_cv(cfg, comp.train, comp.test, args.scheme, args.folds, out_dir, args.keep_models)
+    fractions = parse_fractions(args.fractions) if (args.learning_curve or args.fractions) else None
+    oof, metrics, histories = run_cv(
+        cfg, comp.train, comp.test, args.scheme, args.folds, out_dir, args.keep_models, fractions
+    )
     report = write_cv(out_dir, report_dir, oof, metrics, histories)
     print(console_table(metrics))
     print(cv_headline(metrics, args.scheme, cfg.name))
+    if "learning_curve" in metrics:
+        print(curve_console(metrics["learning_curve"]))
     print(f"wrote {out_dir}/oof.csv, {out_dir}/metrics.json, {report}")
     return 0
 
@@ -346,8 +345,65 @@ def _add_cv_parser(sub: Any) -> None:
         help="default runs/<config name>/cv (report.md in runs/<config name>); a new run replaces the last",
     )
     p.add_argument("--keep-models", action="store_true", help="keep each fold's fine-tuned model")
+    p.add_argument(
+        "--learning-curve",
+        action="store_true",
+        help="also refit each fold on nested shares of its labelled rows (default 1/8, 1/4, 1/2, 1): "
+        "the score and slope per doubling of labels",
+    )
+    p.add_argument(
+        "--fractions",
+        nargs="+",
+        metavar="F",
+        help="the curve's shares of the labelled rows, e.g. 1/16 1/4 or 0.25,0.5 (1 is always added; "
+        "implies --learning-curve)",
+    )
     _add_config_args(p)
     p.set_defaults(func=cmd_cv)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from jigsaw_kit.evaluate.compare import compare, format_markdown, write_compare
+
+    out = Path(args.output)
+    check_writable(out, "--output")
+    result = compare([Path(p) for p in args.inputs])
+    print(format_markdown(result))
+    written = write_compare(result, out)
+    print("wrote " + ", ".join(str(p) for p in written.values()))
+    return 0
+
+
+def _add_compare_parser(sub: Any) -> None:
+    p = sub.add_parser("compare", help="CV output folders side by side, with paired fold differences vs the first")
+    p.add_argument("inputs", nargs="+", help="folders written by `jigsaw-kit cv` (DIR or DIR/cv)")
+    p.add_argument("--output", default="runs/compare", help="folder for compare.md/.json/.png (default runs/compare)")
+    p.set_defaults(func=cmd_compare)
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    from jigsaw_kit.methods.embed_cache import cache_report, cache_root, clear_cache
+
+    root = cache_root()
+    if root is None:
+        print("embedding cache: off (JIGSAW_KIT_EMBED_CACHE is set to a false value)")
+        return 0
+    if args.action == "clear":
+        print(f"embedding cache {root}: cleared {clear_cache(root) / 1e6:.1f} MB")
+        return 0
+    rep = cache_report(root)
+    print(f"embedding cache {rep['folder']}: {rep['total_bytes'] / 1e6:.1f} MB")
+    for name, ns in sorted(rep["namespaces"].items()):
+        print(f"  {name}  {ns['vectors']:>8,} vectors  {ns['chunks']:>5} chunks  {ns['bytes'] / 1e6:8.1f} MB")
+    print("(JIGSAW_KIT_CACHE_DIR moves it, JIGSAW_KIT_CACHE_MAX_GB bounds it, JIGSAW_KIT_EMBED_CACHE=0 or "
+          "--no-cache turns it off; `jigsaw-kit cache clear` empties it)")  # fmt: skip
+    return 0
+
+
+def _add_cache_parser(sub: Any) -> None:
+    p = sub.add_parser("cache", help="the disk cache of sentence embeddings: its folder and size, or clear it")
+    p.add_argument("action", nargs="?", choices=["info", "clear"], default="info")
+    p.set_defaults(func=cmd_cache)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -519,6 +575,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     for noisy in ("httpx", "urllib3", "filelock", "datasets"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if getattr(args, "no_cache", False):  # read by the embedding cache at each call, so set before any work
+        os.environ["JIGSAW_KIT_EMBED_CACHE"] = "0"
     try:
         return args.func(args)
     except KitError as e:

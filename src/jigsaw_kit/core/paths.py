@@ -1,0 +1,39 @@
+"""Output locations checked before the work: a run must not train for hours and then fail to write.
+
+Used by the CLI and the Kaggle notebook for --output, --run-dir, --out and --output-dir.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from jigsaw_kit.core.errors import KitError
+
+
+def check_writable(path: Path, what: str) -> None:
+    """KitError with the fix unless `path` (a file when it has a suffix, else a folder) can be written.
+
+    The folder is created and a probe file written and removed: asking os.access is not enough, since
+    root is "allowed" to write under /proc or a read-only mount and fails only when it tries.
+    """
+    path = Path(path)
+    d = path if path.is_dir() or not path.suffix else path.parent
+    if what == "--output" and path.is_dir():
+        raise KitError(f"--output {path} is a folder; give a file name, e.g. {path / 'submission.csv'}.")
+    probe = d.resolve()
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise KitError(f"{what} {path}: {probe} is a file, not a folder. Choose another location.")
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".jigsaw-kit-probe-", dir=d)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as e:
+        raise KitError(
+            f"{what} {path}: cannot write in {d} ({e.strerror or e}). Choose a writable location "
+            "(on Kaggle, under /kaggle/working)."
+        ) from None
