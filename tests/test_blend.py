@@ -25,6 +25,13 @@ def test_blend_uses_ranks_not_scales():
         blend(rules, [m1, m2], [1])
 
 
+def test_blend_ties_what_ties_on_paper():
+    """0.4 * 0 + 0.6 * 2/3 and 0.4 * 1 + 0.6 * 0 differ in floats (0.39999999999999997, 0.4): the AUC must see a tie."""
+    out = blend(["a"] * 4, [[0, 3, 1, 2], [2, 0, 1, 3]], [2, 3])
+    assert out[0] == out[1] == 0.4
+    np.testing.assert_allclose(out[2:], [1 / 3, 0.4 * 2 / 3 + 0.6])
+
+
 def test_blend_submissions_and_cli(tmp_path):
     test = make_test([(i, "x", rule, "x", "x", "x", "x") for i, rule in zip([10, 11, 12, 13], "aabb")])
     test.to_csv(tmp_path / "test.csv", index=False)

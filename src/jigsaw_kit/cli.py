@@ -97,18 +97,10 @@ def cmd_vendor(args: argparse.Namespace) -> int:
 
 
 def cmd_hidden_test(args: argparse.Namespace) -> int:
-    from jigsaw_kit.data.hidden_test import score_hidden, synthesize_hidden
+    from jigsaw_kit.data.hidden_test import format_score, score_hidden, synthesize_hidden
 
     if args.score:
-        res = score_hidden(args.out, args.score)
-        print(
-            f"SYNTHETIC folder {args.out}: mean per-rule AUC {res['mean_rule_auc']:.4f} (all rows); "
-            f"{res['mean_rule_auc_unseen_held_out']:.4f} (unseen rules, rows with no labelled sibling)"
-        )
-        for r in res["per_rule"]:
-            tag = "unseen" if r["unseen"] else "seen  "
-            held = f"{r['auc_held_out']:.4f}" if r["auc_held_out"] == r["auc_held_out"] else "  -   "
-            print(f"  {r['auc']:.4f}  {held}  {tag}  n={r['n']:<5} pos={r['positives']:<5} {r['rule'][:64]}")
+        print(format_score(args.out, score_hidden(args.out, args.score)))
         return 0
     if not args.data_dir:
         raise KitError("hidden-test: --data-dir (the source competition folder) is required to write a folder.")
@@ -534,6 +526,17 @@ def cmd_blend(args: argparse.Namespace) -> int:
     from jigsaw_kit.data.submission import check_submission
 
     paths = [Path(p) for p in args.inputs]
+    if args.fit or args.per_rule:
+        from jigsaw_kit.evaluate.blend_fit import fit_blend_oof, format_fit, write_fitted_blend
+
+        if not args.oof or args.weights or (args.per_rule and not args.fit):
+            raise KitError("--fit chooses weights from OOF files: use it with --oof, without --weights; "
+                           "--per-rule needs --fit.")  # fmt: skip
+        res = fit_blend_oof(paths, per_rule=args.per_rule, grid_step=args.grid_step)
+        print(format_fit(res))
+        if args.output:  # the fit as JSON: weights a notebook can read, with the scores behind them
+            print(f"wrote {write_fitted_blend(res, Path(args.output))}")
+        return 0
     if args.oof:
         out, scores = blend_oof(paths, args.weights)
         for name, s in scores.items():
@@ -563,6 +566,9 @@ def _add_blend_parser(sub: Any) -> None:
     p.add_argument(
         "--oof", action="store_true", help="inputs are OOF files: print each one's CV metric and the blend's"
     )
+    p.add_argument("--fit", action="store_true", help="with --oof: fit non-negative weights, scored on held-out folds")
+    p.add_argument("--per-rule", action="store_true", help="with --fit: per-rule weights, kept if they score better")
+    p.add_argument("--grid-step", type=float, default=0.1, help="with --fit: the weight grid's step (default 0.1)")
     p.set_defaults(func=cmd_blend)
 
 

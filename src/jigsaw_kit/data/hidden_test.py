@@ -39,6 +39,7 @@ import random
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -362,3 +363,16 @@ def score_hidden(out_dir: str | Path, submission: str | Path) -> dict:
         "mean_rule_auc_unseen_held_out": float(held.mean()),
         "per_rule": table.to_dict("records"),
     }
+
+
+def format_score(folder: str | Path, res: dict[str, Any]) -> str:
+    """The lines `jigsaw-kit hidden-test --score` prints: the synthetic headline, then each rule."""
+    lines = [
+        f"SYNTHETIC folder {folder}: mean per-rule AUC {res['mean_rule_auc']:.4f} (all rows); "
+        f"{res['mean_rule_auc_unseen_held_out']:.4f} (unseen rules, rows with no labelled sibling)"
+    ]
+    for r in res["per_rule"]:
+        tag = "unseen" if r["unseen"] else "seen  "
+        held = f"{r['auc_held_out']:.4f}" if r["auc_held_out"] == r["auc_held_out"] else "  -   "
+        lines.append(f"  {r['auc']:.4f}  {held}  {tag}  n={r['n']:<5} pos={r['positives']:<5} {r['rule'][:64]}")
+    return "\n".join(lines)

@@ -22,6 +22,8 @@ from jigsaw_kit.core.errors import KitError
 from jigsaw_kit.core.metrics import mean_rule_auc
 from jigsaw_kit.data.folds import LB_WEIGHTS
 
+TIE_DECIMALS = 12  # blended ranks are rationals of small denominators: far coarser than 1e-12
+
 
 def rank_within_rule(rules: Any, scores: Any) -> np.ndarray:
     """Each score's average rank among its rule's scores, scaled to [0, 1] (ties share a rank)."""
@@ -43,7 +45,9 @@ def blend(rules: Any, predictions: list[Any], weights: list[float] | None = None
     if any(w < 0 for w in weights) or sum(weights) <= 0:
         raise KitError(f"--weights must be non-negative with a positive sum, got {weights}.")
     w = np.asarray(weights, dtype=float) / sum(weights)
-    return sum(wi * rank_within_rule(rules, p) for wi, p in zip(w, predictions))
+    mixed = sum(wi * rank_within_rule(rules, p) for wi, p in zip(w, predictions))
+    # rounded so that mixes equal on paper tie (the metric counts ties half), not split by float noise
+    return np.round(mixed, TIE_DECIMALS)
 
 
 def _submission_path(p: Path) -> Path:
@@ -81,13 +85,10 @@ def blend_submissions(paths: list[Path], test: pd.DataFrame, weights: list[float
     return pd.DataFrame({"row_id": ids.to_numpy(), "rule_violation": blend(test["rule"], preds, weights)})
 
 
-def blend_oof(paths: list[Path], weights: list[float] | None) -> tuple[pd.DataFrame, dict[str, float]]:
-    """Blend OOF files joined on (rule, text); returns the blended frame and each input's metric.
+def align_oof(paths: list[Path]) -> tuple[pd.DataFrame, list[np.ndarray]]:
+    """Read OOF files and align them on the first one's rows: (base, each input's predictions).
 
-    With a `fold` column (every `jigsaw-kit cv` OOF has one) ranks are taken within (fold, rule),
-    as each fold's model would be blended on its own, and the metric is the mean over folds of
-    the mean per-rule AUC: the headline figure `cv` prints, so the two compare directly (for
-    lb-proxy OOFs, weighed over seen and unseen parts as its headline is).
+    `base` holds the key ([part,] rule, text), label and fold (when every input has one), on a RangeIndex.
     """
     frames = [pd.read_csv(_oof_path(p)) for p in paths]
     by_fold = all("fold" in f.columns for f in frames)
@@ -104,21 +105,39 @@ def blend_oof(paths: list[Path], weights: list[float] | None) -> tuple[pd.DataFr
         if by_fold and (aligned["fold"].to_numpy() != base["fold"].to_numpy()).any():
             raise KitError(f"{p}: its folds differ from {paths[0]}'s; blend OOFs of the same scheme and seed.")
         keyed.append(aligned["prediction"].to_numpy())
-    groups = base["rule"] + "\x1f" + base["fold"].astype(str) if by_fold else base["rule"]
-    out = base.assign(prediction=blend(groups, keyed, weights))
+    return base, keyed
 
-    def fold_mean(pred: np.ndarray, rows: pd.Index) -> float:
+
+def rank_groups(base: pd.DataFrame) -> pd.Series:
+    """The groups blend_oof ranks within: (fold, rule), as each fold's model would be blended on its own."""
+    return base["rule"] + "\x1f" + base["fold"].astype(str) if "fold" in base.columns else base["rule"]
+
+
+def oof_score(base: pd.DataFrame, pred: np.ndarray) -> float:
+    """The headline `cv` prints: mean over folds of the mean per-rule AUC (lb-proxy: parts weighed as LB_WEIGHTS)."""
+    if "fold" not in base.columns:
+        return mean_rule_auc(base["rule"], base["label"], pred)
+
+    def fold_mean(rows: pd.Index) -> float:
         b = base.loc[rows]
         return float(np.nanmean([mean_rule_auc(g["rule"], g["label"], pred[g.index]) for _, g in b.groupby("fold")]))
 
-    def score(pred: np.ndarray) -> float:
-        if not by_fold:
-            return mean_rule_auc(base["rule"], base["label"], pred)
-        if by_part:  # weighed as `cv --scheme lb-proxy` weighs its headline
-            parts = {p: fold_mean(pred, base.index[base["part"] == p]) for p in LB_WEIGHTS}
-            return sum(w * parts[p] for p, w in LB_WEIGHTS.items()) / sum(LB_WEIGHTS.values())
-        return fold_mean(pred, base.index)
+    if "part" in base.columns:  # weighed as `cv --scheme lb-proxy` weighs its headline
+        parts = {p: fold_mean(base.index[base["part"] == p]) for p in LB_WEIGHTS}
+        return sum(w * parts[p] for p, w in LB_WEIGHTS.items()) / sum(LB_WEIGHTS.values())
+    return fold_mean(base.index)
 
-    scores = {str(p): score(k) for p, k in zip(paths, keyed)}
-    scores["blend"] = score(out["prediction"].to_numpy())
+
+def blend_oof(paths: list[Path], weights: list[float] | None) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Blend OOF files joined on (rule, text); returns the blended frame and each input's metric.
+
+    With a `fold` column (every `jigsaw-kit cv` OOF has one) ranks are taken within (fold, rule),
+    as each fold's model would be blended on its own, and the metric is the mean over folds of
+    the mean per-rule AUC: the headline figure `cv` prints, so the two compare directly (for
+    lb-proxy OOFs, weighed over seen and unseen parts as its headline is).
+    """
+    base, keyed = align_oof(paths)
+    out = base.assign(prediction=blend(rank_groups(base), keyed, weights))
+    scores = {str(p): oof_score(base, k) for p, k in zip(paths, keyed)}
+    scores["blend"] = oof_score(base, out["prediction"].to_numpy())
     return out, scores
