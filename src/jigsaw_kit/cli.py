@@ -124,19 +124,9 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def _print_build(p) -> None:
-    c = p.manifest["counts"]
-    d = c["dedup"]
-    print(
-        f"data: {c['train_csv_rows']} train rows, {c['test_csv_rows']} test rows -> {d['rows_in']} melted rows -> "
-        f"{c['training_rows']} labelled rows after dedup ({d['duplicates_merged']} duplicates merged, "
-        f"{d['conflicts_majority']} conflicts settled by majority, {d['ties_dropped']} ties dropped); "
-        f"template {p.manifest['template']!r}"
-    )
-    if c["test_rules_unseen_in_train"]:
-        print(
-            "      test rules absent from train.csv (labelled only by test examples): "
-            f"{len(c['test_rules_unseen_in_train'])}"
-        )
+    from jigsaw_kit.data.dataset import describe
+
+    print(describe(p))
 
 
 def _train(cfg, processed, run_dir: Path, resume: bool = False, processed_dir: Path | None = None):
@@ -152,9 +142,13 @@ def _train(cfg, processed, run_dir: Path, resume: bool = False, processed_dir: P
         run_dir,
     )
     result = pipeline.fit(cfg, processed.train, run_dir, manifest=processed.manifest, resume=resume)
-    print(_train_table(result))
-    print(f"train: {result.rows} rows, {result.train_time_s:.1f}s, {result.rows_per_s:.1f} rows/s -> {run_dir}")
+    _print_train(result)
     return result
+
+
+def _print_train(result) -> None:
+    print(_train_table(result))
+    print(f"train: {result.rows} rows, {result.train_time_s:.1f}s, {result.rows_per_s:.1f} rows/s -> {result.run_dir}")
 
 
 def _train_table(result) -> str:
@@ -173,11 +167,13 @@ def _train_table(result) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from jigsaw_kit import pipeline
     from jigsaw_kit.data import dataset
 
     cfg = _config(args)
     run_dir = _run_dir(args, cfg)
     check_writable(run_dir, "--run-dir")
+    pipeline.check_inputs(cfg)
     processed = dataset.load(Path(args.processed))
     dataset.check_template(processed, cfg)
     _train(cfg, processed, run_dir, resume=args.resume, processed_dir=Path(args.processed))
@@ -190,7 +186,10 @@ def _predict_and_write(cfg, processed, run_dir: Path, output: Path) -> None:
     t0 = time.perf_counter()
     preds = pipeline.predict(run_dir, cfg, processed.test)
     dt = time.perf_counter() - t0
-    sub = pipeline.submit(processed, preds, output, run_dir)
+    _print_predict(pipeline.submit(processed, preds, output, run_dir), dt, output)
+
+
+def _print_predict(sub, dt: float, output: Path) -> None:
     v = sub["rule_violation"]
     print(
         f"predict: {len(sub)} rows in {dt:.1f}s ({len(sub) / max(dt, 1e-9):.0f} rows/s); "
@@ -217,20 +216,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from jigsaw_kit import pipeline
-    from jigsaw_kit.data import dataset
 
-    t0 = time.perf_counter()
     cfg = _config(args)
     run_dir = _run_dir(args, cfg)
     output = Path(args.output)
     check_writable(output, "--output")
     check_writable(run_dir, "--run-dir")
-    processed = pipeline.build(cfg, args.data_dir)
-    _print_build(processed)
-    dataset.save(processed, run_dir / "processed")
-    _train(cfg, processed, run_dir)
-    _predict_and_write(cfg, processed, run_dir, output)
-    print(f"done in {time.perf_counter() - t0:.1f}s (config {cfg.name}, run dir {run_dir})")
+    res = pipeline.run(cfg, args.data_dir, output, run_dir)
+    _print_build(res.processed)
+    _print_train(res.train)
+    _print_predict(res.submission, res.predict_time_s, output)
+    print(f"done in {res.wall_time_s:.1f}s (config {cfg.name}, run dir {run_dir})")
     return 0
 
 
@@ -303,6 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_cv(args: argparse.Namespace) -> int:
+    from jigsaw_kit import pipeline
     from jigsaw_kit.data.competition import load_competition
     from jigsaw_kit.evaluate.report import console_table
 
@@ -311,6 +308,7 @@ def cmd_cv(args: argparse.Namespace) -> int:
     out_dir = Path(args.output_dir) if args.output_dir else default_root / "cv"
     report_dir = Path(args.output_dir) if args.output_dir else default_root
     check_writable(out_dir, "--output-dir")
+    pipeline.check_inputs(cfg)
     comp = load_competition(args.data_dir)
     write_provenance(out_dir, cfg, comp, args.scheme, args.folds)
     fractions = parse_fractions(args.fractions) if (args.learning_curve or args.fractions) else None

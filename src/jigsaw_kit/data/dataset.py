@@ -87,3 +87,21 @@ def check_template(p: Processed, cfg: Config) -> None:
             f"the processed data was built with template {p.manifest.get('template')!r} but config "
             f"'{cfg.name}' uses {cfg.template!r}. Rebuild: jigsaw-kit build --config {cfg.name} ..."
         )
+
+
+def describe(p: Processed) -> str:
+    """What `build` and `run` print about the data: rows in, rows out, and what dedup settled."""
+    c = p.manifest["counts"]
+    d = c["dedup"]
+    line = (
+        f"data: {c['train_csv_rows']} train rows, {c['test_csv_rows']} test rows -> {d['rows_in']} melted rows -> "
+        f"{c['training_rows']} labelled rows after dedup ({d['duplicates_merged']} duplicates merged, "
+        f"{d['conflicts_majority']} conflicts settled by majority, {d['ties_dropped']} ties dropped); "
+        f"template {p.manifest['template']!r}"
+    )
+    if c["test_rules_unseen_in_train"]:
+        line += (
+            "\n      test rules absent from train.csv (labelled only by test examples): "
+            f"{len(c['test_rules_unseen_in_train'])}"
+        )
+    return line
