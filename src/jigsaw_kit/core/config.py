@@ -67,6 +67,17 @@ class Config:
     embed_c: float = 3.0  # inverse L2 strength of the per-rule logistic regression on embeddings
     tfidf_weight: float = 0.5  # weight of the TF-IDF probability; the embedding model gets the rest
     exact_lookup: bool = True  # a text labelled under its rule in the training rows takes that label
+    # Extra frozen sentence encoders (paths or names under weights/), each with its own per-rule members beside
+    # `model`'s (for contrastive, the tuned one); their scores are averaged, as different backbones err partly
+    # differently (5th place on Kaggle averaged several). [] = `model` alone
+    encoders: list[str] = field(default_factory=list)
+    # > 0: per rule and encoder, also a distance-weighted cosine kNN over this many neighbours (5th place: 10-15);
+    # it follows local clusters of near-duplicate comments that one linear boundary smooths over. 0 = off
+    knn_k: int = 0
+    knn_weight: float = 0.5  # the kNN's share of each encoder's score, the LR gets the rest (when knn_k > 0)
+    # non-empty: each per-rule embedding LR picks its C from this grid by 3-fold AUC (rules differ in size and
+    # separability, so one C under- or over-fits some); [] = embed_c everywhere
+    embed_c_grid: list[float] = field(default_factory=list)
     # contrastive (contrastive.py): the hybrid on an encoder tuned on rule pairs (max_steps, learning_rate,
     # batch_size, warmup_ratio drive that tune)
     freeze_layers: int = 0  # freeze the token embeddings and this many lowest encoder layers while tuning
@@ -95,6 +106,7 @@ class Config:
             raise KitError(f"config '{self.name}': tfidf_weight must be in [0, 1], got {self.tfidf_weight}.")
         if self.embed_c <= 0 or self.tfidf_c <= 0:
             raise KitError(f"config '{self.name}': embed_c and tfidf_c must be > 0.")
+        self._validate_hybrid()
         if not 0 <= self.label_smoothing < 1 or self.upsample_test_examples < 1:
             raise KitError(f"config '{self.name}': label_smoothing must be in [0, 1) and upsample_test_examples >= 1.")
         if self.freeze_layers < 0:
@@ -108,6 +120,16 @@ class Config:
                 f"config '{self.name}': unknown template {self.template!r}; choose one of {sorted(TEMPLATES)}."
             )
         self._validate_backbone()
+
+    def _validate_hybrid(self) -> None:
+        if any(not isinstance(e, str) or not e.strip() for e in self.encoders):
+            raise KitError(f"config '{self.name}': encoders must be non-empty names or paths, got {self.encoders}.")
+        if self.knn_k < 0:
+            raise KitError(f"config '{self.name}': knn_k must be >= 0 (0 = no kNN), got {self.knn_k}.")
+        if not 0 <= self.knn_weight <= 1:
+            raise KitError(f"config '{self.name}': knn_weight must be in [0, 1], got {self.knn_weight}.")
+        if not all(c > 0 for c in self.embed_c_grid):  # "not >" also catches nan
+            raise KitError(f"config '{self.name}': embed_c_grid values must be > 0, got {self.embed_c_grid}.")
 
     def _validate_backbone(self) -> None:
         from jigsaw_kit.core.templates import ANSWER_SLOTS
@@ -189,18 +211,37 @@ def _coerce(key: str, value: Any, typ: Any, source: str) -> Any:
     elif typ is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
-    elif typ == list[str]:
-        # a YAML list of names, or one comma-separated string (what `--set key=a,b` gives)
-        items = value.split(",") if isinstance(value, str) else value
-        if isinstance(items, (list, tuple)) and items and all(isinstance(v, str) and v.strip() for v in items):
-            return [v.strip() for v in items]
-        raise KitError(
-            f"{source}: '{key}' must be a non-empty list of names (or a comma-separated string), got {value!r}."
-        )
+    elif typ in (list[str], list[float]):
+        return _coerce_list(key, value, typ, source)
     else:  # dict
         if isinstance(value, dict):
             return value
     raise KitError(f"{source}: '{key}' must be of type {getattr(typ, '__name__', typ)}, got {value!r}.")
+
+
+# List keys whose default [] means "off": an empty list (or `--set key=`) is valid for them.
+_MAY_BE_EMPTY = ("encoders", "embed_c_grid")
+
+
+def _coerce_list(key: str, value: Any, typ: Any, source: str) -> list:
+    """A YAML list, or one comma-separated string (what `--set key=a,b` gives), of names or numbers."""
+    empty_ok = key in _MAY_BE_EMPTY
+    if empty_ok and (value is None or (isinstance(value, str) and not value.strip())):
+        return []
+    items = value.split(",") if isinstance(value, str) else value
+    if isinstance(items, (list, tuple)) and (items or empty_ok):
+        if typ == list[str] and all(isinstance(v, str) and v.strip() for v in items):
+            return [v.strip() for v in items]
+        if typ == list[float] and not any(isinstance(v, bool) for v in items):
+            try:
+                return [float(v) for v in items]
+            except (TypeError, ValueError):
+                pass
+    what = "names" if typ == list[str] else "numbers"
+    raise KitError(
+        f"{source}: '{key}' must be a {'' if empty_ok else 'non-empty '}list of {what} "
+        f"(or a comma-separated string), got {value!r}."
+    )
 
 
 def _apply(cfg: Config, values: dict[str, Any], source: str) -> Config:
@@ -210,7 +251,7 @@ def _apply(cfg: Config, values: dict[str, Any], source: str) -> Config:
     if unknown:
         raise KitError(f"{source}: unknown key(s) {unknown}. Known keys: {', '.join(sorted(known))}.")
     typed = {
-        k: _coerce(k, v, hints[k] if hints[k] in (bool, int, float, str, list[str]) else dict, source)
+        k: _coerce(k, v, hints[k] if hints[k] in (bool, int, float, str, list[str], list[float]) else dict, source)
         for k, v in values.items()
     }
     return dataclasses.replace(cfg, **typed)
