@@ -71,7 +71,7 @@ def test_slope_per_doubling_and_extrapolation():
 def test_the_full_data_point_is_the_plain_cv_and_counts_follow_the_fractions(tmp_path, scheme, capsys):
     base = ["cv", "--data-dir", str(SAMPLE), "--config", "tfidf-lr", "--scheme", scheme, "--folds", "2"]
     assert main([*base, "--output-dir", str(tmp_path / "plain")]) == 0
-    assert main([*base, "--output-dir", str(tmp_path / "lc"), "--fractions", "1/4", "1/2"]) == 0
+    assert main([*base, "--output-dir", str(tmp_path / "lc"), "--fractions", "1/4"]) == 0
     out = capsys.readouterr().out
     assert "slope per doubling" in out and "extrapolated 4x" in out
     plain = json.loads((tmp_path / "plain" / "metrics.json").read_text())
@@ -80,7 +80,7 @@ def test_the_full_data_point_is_the_plain_cv_and_counts_follow_the_fractions(tmp
     assert [f["mean_rule_auc"] for f in lc["folds"]] == [f["mean_rule_auc"] for f in plain["folds"]]
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "lc" / "oof.csv"), pd.read_csv(tmp_path / "plain" / "oof.csv"))
     c = lc["learning_curve"]
-    assert c["fractions"] == [0.25, 0.5, 1.0]
+    assert c["fractions"] == [0.25, 1.0]
     assert c["points"][-1]["mean_rule_auc"] == plain["mean_rule_auc"]
     if scheme == "lb-proxy":
         assert set(c["points"][0]["parts"]) == {"seen", "unseen"}
@@ -106,3 +106,15 @@ def test_the_full_data_point_is_the_plain_cv_and_counts_follow_the_fractions(tmp
     assert not (tmp_path / "lc" / "learning_curve_oof.csv").exists()
     assert "learning_curve" not in json.loads((tmp_path / "lc" / "metrics.json").read_text())
     assert np.isfinite(plain["mean_rule_auc"])
+
+
+def test_the_fold_spread_ignores_the_difference_between_rules():
+    folds = [{"fold": f"unseen{r}-fold{i}", "part": "unseen", "mean_rule_auc": a} for r, a in ((0, 0.9), (1, 0.77))
+             for i in range(3)]  # fmt: skip
+    folds += [{"fold": f"seen-fold{i}", "part": "seen", "mean_rule_auc": 0.83 + 0.01 * (i - 1)} for i in range(3)]
+    s = curve.spread(folds)
+    assert s["parts"]["unseen"] == pytest.approx(0.0)  # each rule's folds agree: no split noise
+    assert s["parts"]["seen"] == pytest.approx(np.std([0.82, 0.83, 0.84]))
+    assert s["headline"] == pytest.approx(2 * s["parts"]["seen"] / 6)
+    novel = curve.spread([{"fold": f"fold{i}", "part": "", "mean_rule_auc": x} for i, x in enumerate([0.8, 0.9])])
+    assert novel["headline"] == pytest.approx(0.05) and novel["parts"] == {}

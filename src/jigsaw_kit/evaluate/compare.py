@@ -101,6 +101,7 @@ def _summary(label: str, path: Path, m: dict) -> dict[str, Any]:
     slope = (lc or {}).get("slope_per_doubling") or {}
     curve = [
         {k: p.get(k) for k in ("fraction", "rows_per_rule_mean", "mean_rule_auc", "std")}
+        | {"spread": (p.get("spread") or {}).get("headline")}
         for p in (lc or {}).get("points", [])
     ]
     return {
@@ -241,7 +242,14 @@ def plot_compare(result: dict, path: Path) -> Path | None:
             pts = [p for p in s["curve"] or [] if _num(p["rows_per_rule_mean"]) and _num(p["mean_rule_auc"])]
             if pts:
                 x, y = [p["rows_per_rule_mean"] for p in pts], [p["mean_rule_auc"] for p in pts]
-                ax.errorbar(x, y, yerr=[_num(p["std"]) or 0 for p in pts], marker="o", capsize=3, label=s["label"])
+                ax.errorbar(
+                    x,
+                    y,
+                    yerr=[_num(p.get("spread") or p["std"]) or 0 for p in pts],
+                    marker="o",
+                    capsize=3,
+                    label=s["label"],
+                )
             elif s["headline"] is not None:  # no curve: its full-data headline as a reference line
                 ax.axhline(s["headline"], ls="--", lw=1, label=f"{s['label']} (no curve)")
         ax.set_xscale("log", base=2)

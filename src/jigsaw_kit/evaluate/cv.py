@@ -147,6 +147,8 @@ def _aggregate(fold_metrics: list[dict]) -> dict[str, Any]:
 
 def _curve_point(fraction: float, fold_metrics: list[dict], wall_time_s: float) -> dict[str, Any]:
     """One point of the learning curve: the fraction's headline, parts, per-rule figures and label counts."""
+    from jigsaw_kit.evaluate import curve
+
     agg = _aggregate(fold_metrics)
     rules = sorted({r for m in fold_metrics for r in m["rows_per_rule"]})
     counts = {r: _nanmean([m["rows_per_rule"].get(r, 0) for m in fold_metrics]) for r in rules}
@@ -158,6 +160,7 @@ def _curve_point(fraction: float, fold_metrics: list[dict], wall_time_s: float) 
         "rows_per_rule_mean": _nanmean(list(counts.values())),
         "mean_rule_auc": agg["mean_rule_auc"],
         "std": agg["std"]["mean_rule_auc"],
+        "spread": curve.spread(fold_metrics),
         "parts": agg.get("parts", {}),
         "per_rule": per_rule,
         "folds": [{k: m[k] for k in keep} for m in fold_metrics],
