@@ -15,14 +15,95 @@ truncating a long comment never cuts the question or the answer position off.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
 
 Template = Callable[[str, str, str], tuple[str, str | None]]
 
 
 def _rule_body(rule: str, text: str, subreddit: str) -> tuple[str, str | None]:
     return rule, text
+
+
+# ---- URL keywords (template `rule-body-urls`) -------------------------------------------------
+# Links are common here (40% of the deduplicated training rows carry one) and a subword tokenizer shreds
+# "best-deals.com/free-iphone" into pieces that say little; the words in it ("best deals free iphone") do not.
+# Kaggle's public DeBERTa-v3 notebook (and 9th place's models, trained on its data) appended them to the comment.
+
+# http(s) URLs anywhere (also glued to a word: "sitehttp://..."), and bare www. links not inside one.
+# Brackets, quotes, braces and pipes end a link: Reddit markdown wraps links as [text](url).
+_URL = re.compile(r"https?://[^\s<>()\[\]{}\"'|\\^`]+|(?<![\w./@-])www\.[^\s<>()\[\]{}\"'|\\^`]+", re.IGNORECASE)
+_TRAILING = ".,;:!?*'\"~"  # sentence punctuation after a link is not part of it
+_WORD_SPLIT = re.compile(r"[\W_]+")  # dots, hyphens, slashes, underscores, %, =, & ...
+# A ccTLD's generic second level (example.co.uk, example.com.au): as empty of meaning as the TLD itself.
+_SECOND_LEVEL = frozenset({"co", "com", "org", "net", "ac", "gov", "edu", "ne", "or"})
+# File extensions say nothing about the page.
+_EXTENSIONS = frozenset({"html", "htm", "shtml", "php", "asp", "aspx", "jsp", "cgi"})
+URL_KEYWORDS_CAP = 20  # a link-farm comment must not push the comment itself out of max_length
+
+
+def _words(part: str) -> list[str]:
+    # Tokens with a digit are ids, dates, hashes (youtu.be/l0HvPMpm4p4, /2017/01/02, ?id=44838): noise.
+    return [w for w in _WORD_SPLIT.split(part.lower()) if len(w) > 1 and not any(c.isdigit() for c in w)]
+
+
+def _host_words(host: str) -> list[str]:
+    labels = [x for x in host.lower().rstrip(".").split(".") if x]
+    if labels and re.fullmatch(r"www\d*", labels[0]):
+        labels = labels[1:]
+    if len(labels) > 1:  # the TLD (com, org, io, pl, be in youtu.be ...) is never a keyword
+        tld = labels.pop()
+        if len(labels) > 1 and len(tld) == 2 and labels[-1] in _SECOND_LEVEL:
+            labels.pop()
+    return [w for label in labels for w in _words(label)]
+
+
+def url_keywords(text: str) -> list[str]:
+    """Words of the links in `text`: host without www. and TLD, path segments, query parameter names.
+
+    Lowercased, split on dots, hyphens, slashes, underscores and other punctuation; tokens with digits (ids, dates) and
+    one-letter tokens dropped; query values and #fragments dropped (tracking codes and ids, rarely
+    words); file extensions (html, php) dropped; de-duplicated in order of appearance and capped at
+    URL_KEYWORDS_CAP words over all links.
+
+    >>> url_keywords("Check https://www.best-deals.com/shop/free-iphone-2024?ref=x and www.example.co.uk")
+    ['best', 'deals', 'shop', 'free', 'iphone', 'ref', 'example']
+    >>> url_keywords("no links here")
+    []
+    """
+    out: dict[str, None] = {}  # insertion-ordered set
+    for match in _URL.finditer(text):
+        url = match.group(0).rstrip(_TRAILING)
+        if not url.lower().startswith(("http://", "https://")):
+            url = "http://" + url
+        try:
+            parts = urlsplit(url)
+            host = parts.hostname or ""
+        except ValueError:  # a malformed link is skipped, never an error in data prep
+            continue
+        names = [kv.split("=", 1)[0] for kv in re.split(r"[&;]", parts.query)]
+        path = [w for w in _words(unquote(parts.path)) if w not in _EXTENSIONS]  # %20 -> space
+        words = _host_words(host) + path + [w for n in names for w in _words(n)]
+        for w in words:
+            out.setdefault(w)
+            if len(out) >= URL_KEYWORDS_CAP:
+                return list(out)
+    return list(out)
+
+
+def with_url_keywords(text: str) -> str:
+    """The text followed by " URL: " and its links' keywords; unchanged when it has none."""
+    words = url_keywords(text)
+    return f"{text} URL: {' '.join(words)}" if words else text
+
+
+def _rule_body_urls(rule: str, text: str, subreddit: str) -> tuple[str, str | None]:
+    # As rule-body, keywords after the comment as in the public notebook. Pair truncation trims the end
+    # of the longer segment first, so when rule + comment overflow max_length the keywords go first:
+    # choose max_length from measured lengths (configs/cpu-crossenc.yaml).
+    return rule, with_url_keywords(text)
 
 
 def _body_rule(rule: str, text: str, subreddit: str) -> tuple[str, str | None]:
@@ -41,6 +122,8 @@ def _prompt(rule: str, text: str, subreddit: str) -> tuple[str, str | None]:
 
 TEMPLATES: dict[str, Template] = {
     "rule-body": _rule_body,
+    # encoders only: the public recipes that used URL keywords were encoder fine-tunes
+    "rule-body-urls": _rule_body_urls,
     "body-rule": _body_rule,
     "rule-subreddit-body": _rule_subreddit_body,
     "prompt": _prompt,
