@@ -27,6 +27,7 @@ METHODS = {
 }
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 HEADS = ("auto", "seq-cls", "yes-no")
+TUNE_OBJECTIVES = ("pairs", "triplets")  # contrastive.py's encoder tune
 
 
 @dataclass
@@ -78,9 +79,20 @@ class Config:
     # non-empty: each per-rule embedding LR picks its C from this grid by 3-fold AUC (rules differ in size and
     # separability, so one C under- or over-fits some); [] = embed_c everywhere
     embed_c_grid: list[float] = field(default_factory=list)
+    # per rule and encoder, 4 features beside the embedding in its LR: cosine to the rule's violating-row centroid,
+    # to its other-row centroid, their difference, and to the rule text's own embedding (a public notebook that
+    # 3rd/5th/9th/12th place built on); the fit rows' own centroids leave the row out
+    centroid_features: bool = False
+    # > 0 (below 0.5): one round of pseudo-labels at predict; per rule the top this share of the unlabelled rows by
+    # score become violations, the bottom share not, and the heads are refitted with them (11th place). 0 = off
+    pseudo_share: float = 0.0
     # contrastive (contrastive.py): the hybrid on an encoder tuned on rule pairs (max_steps, learning_rate,
     # batch_size, warmup_ratio drive that tune)
     freeze_layers: int = 0  # freeze the token embeddings and this many lowest encoder layers while tuning
+    # pairs: within-rule comment pairs, CosineSimilarityLoss; triplets: (rule text, violating comment, other
+    # comment of that rule), TripletLoss (the public notebook's rule-anchored tune)
+    tune_objective: str = "pairs"
+    negated_rules: bool = False  # triplets: also each triplet anchored on the rule's negation, labels swapped (3rd)
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes; never read by code
     # backbone head and adapters (models.py, docs/models.md)
     head: str = "auto"  # auto | seq-cls | yes-no; encoders are always seq-cls, see models.resolve_head
@@ -130,6 +142,16 @@ class Config:
             raise KitError(f"config '{self.name}': knn_weight must be in [0, 1], got {self.knn_weight}.")
         if not all(c > 0 for c in self.embed_c_grid):  # "not >" also catches nan
             raise KitError(f"config '{self.name}': embed_c_grid values must be > 0, got {self.embed_c_grid}.")
+        if not (self.pseudo_share == 0 or 0 < self.pseudo_share < 0.5):  # also refuses nan
+            raise KitError(
+                f"config '{self.name}': pseudo_share must be 0 (off) or in (0, 0.5), got {self.pseudo_share}."
+            )
+        if self.tune_objective not in TUNE_OBJECTIVES:
+            raise KitError(
+                f"config '{self.name}': tune_objective must be one of {TUNE_OBJECTIVES}, got {self.tune_objective!r}."
+            )
+        if self.negated_rules and self.tune_objective != "triplets":
+            raise KitError(f"config '{self.name}': negated_rules needs tune_objective: triplets (it negates anchors).")
 
     def _validate_backbone(self) -> None:
         from jigsaw_kit.core.templates import ANSWER_SLOTS

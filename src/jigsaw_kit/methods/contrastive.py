@@ -9,6 +9,11 @@ other label -> 0) and trained with sentence-transformers' CosineSimilarityLoss a
 Hugging Face Trainer underneath); the heads are the hybrid's (per-rule logistic regressions on the
 tuned embeddings and on TF-IDF, averaged, plus the exact lookup). Few steps and a frozen lower half:
 naive triplet training over-fitted the example pool (README, "Quality").
+
+`tune_objective: triplets` tunes as the public notebook that 3rd, 5th, 9th and 12th place built on: the
+rule's own text is the anchor, a violating comment of that rule the positive, a compliant one the
+negative, so the encoder learns what each rule is about; `negated_rules` adds each triplet again,
+anchored on the rule's negation with the comments swapped (3rd place). Same step budget as pairs.
 """
 
 from __future__ import annotations
@@ -32,6 +37,10 @@ from jigsaw_kit.methods.rulewise import rule_positions
 log = logging.getLogger(__name__)
 
 ENCODER = "encoder"  # the tuned encoder inside a run dir
+NEGATION = "This comment does not break the rule: {rule}"  # the negated_rules anchor
+# Cosine distance (1 - cos) in [0, 2]; MiniLM puts a rule and a comment at cosine ~0.1-0.5, so 0.3 asks for
+# a clear gap that a few steps can reach (the loss's default 5 is for unnormalised Euclidean distances).
+TRIPLET_MARGIN = 0.3
 
 
 def rule_pairs(rows: pd.DataFrame, n: int, seed: int) -> dict[str, list]:
@@ -55,19 +64,72 @@ def rule_pairs(rows: pd.DataFrame, n: int, seed: int) -> dict[str, list]:
     return {"sentence1": [a[o] for o in order], "sentence2": [b[o] for o in order], "label": [sim[o] for o in order]}
 
 
+def rule_triplets(rows: pd.DataFrame, n: int, seed: int, negated: bool = False) -> dict[str, list]:
+    """Up to n (anchor, positive, negative) triplets: the rule's text, a violating and a compliant comment of
+    that rule. Each labelled row of a rule with both classes appears once, beside a random row of the other
+    class. negated: each triplet also anchored on NEGATION with positive and negative swapped."""
+    rng = np.random.default_rng(seed)
+    texts, y = rows["text"].astype(str).to_numpy(), rows["label"].to_numpy().astype(int)
+    out: dict[str, list] = {"anchor": [], "positive": [], "negative": []}
+
+    def add(anchor: str, positive: str, negative: str) -> None:
+        out["anchor"].append(anchor)
+        out["positive"].append(positive)
+        out["negative"].append(negative)
+
+    for rule, idx in rule_positions(rows["rule"]).items():
+        by = {k: idx[y[idx] == k] for k in (0, 1)}
+        if min(len(by[0]), len(by[1])) < 1:
+            continue
+        for i in idx:
+            other = texts[rng.choice(by[1 - y[i]])]
+            pos, neg = (texts[i], other) if y[i] == 1 else (other, texts[i])
+            add(str(rule), pos, neg)
+            if negated:
+                add(NEGATION.format(rule=rule), neg, pos)
+    order = rng.permutation(len(out["anchor"]))[:n]
+    return {k: [v[o] for o in order] for k, v in out.items()}
+
+
+def tune_examples(cfg: Config, rows: pd.DataFrame, n: int) -> dict[str, list]:
+    """The tune's training columns for cfg.tune_objective; a KitError when no rule can give any."""
+    if cfg.tune_objective == "triplets":
+        data = rule_triplets(rows, n, cfg.seed, cfg.negated_rules)
+        need = "a labelled text of each class"
+    else:
+        data = rule_pairs(rows, n, cfg.seed)
+        need = "two labelled texts of each class to pair"
+    if not next(iter(data.values())):
+        raise KitError(f"contrastive: no rule has {need}; use --config cpu-hybrid.")
+    return data
+
+
+def _loss(cfg: Config, encoder):
+    from sentence_transformers.sentence_transformer.losses import (
+        CosineSimilarityLoss,
+        TripletDistanceMetric,
+        TripletLoss,
+    )
+
+    if cfg.tune_objective == "pairs":
+        return CosineSimilarityLoss(encoder)
+    # TripletLoss, not MultipleNegativesRankingLoss: with a handful of rules a batch holds each rule's anchor
+    # many times, and MNRL would score every other same-rule row's violating comment as a negative of this
+    # anchor (it masks no duplicates), contradicting the labels; TripletLoss compares only the row's own pair.
+    return TripletLoss(encoder, distance_metric=TripletDistanceMetric.COSINE, triplet_margin=TRIPLET_MARGIN)
+
+
 def tune_encoder(cfg: Config, rows: pd.DataFrame, out_dir: Path) -> Path:
-    """Fine-tune cfg.model on rule pairs for cfg.max_steps steps; save it (sentence-transformers folder) to out_dir."""
+    """Fine-tune cfg.model on rule pairs or triplets (tune_objective) for cfg.max_steps steps; save it
+    (sentence-transformers folder) to out_dir."""
     import torch
     from datasets import Dataset
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
     from sentence_transformers import SentenceTransformerTrainingArguments as Args
-    from sentence_transformers.sentence_transformer.losses import CosineSimilarityLoss
 
     set_offline()
     steps = cfg.max_steps if cfg.max_steps > 0 else 20
-    pairs = rule_pairs(rows, steps * cfg.batch_size, cfg.seed)
-    if not pairs["label"]:
-        raise KitError("contrastive: no rule has two labelled texts of each class to pair; use --config cpu-hybrid.")
+    data = tune_examples(cfg, rows, steps * cfg.batch_size)
     on_gpu = torch.cuda.is_available()
     # local_files_only: sentence-transformers otherwise asks the Hub about the "base model" for its model card
     device = "cuda" if on_gpu else "cpu"
@@ -89,9 +151,10 @@ def tune_encoder(cfg: Config, rows: pd.DataFrame, out_dir: Path) -> Path:
         fp16=on_gpu and not torch.cuda.is_bf16_supported(),
         dataloader_num_workers=0,
     )
-    log.info("contrastive: tuning %s on %d rule pairs, %d steps", Path(cfg.model).name, len(pairs["label"]), steps)
+    size = len(next(iter(data.values())))
+    log.info("contrastive: tuning %s on %d rule %s, %d steps", Path(cfg.model).name, size, cfg.tune_objective, steps)
     trainer = SentenceTransformerTrainer(
-        model=encoder, args=args, train_dataset=Dataset.from_dict(pairs), loss=CosineSimilarityLoss(encoder)
+        model=encoder, args=args, train_dataset=Dataset.from_dict(data), loss=_loss(cfg, encoder)
     )
     try:
         trainer.train()
