@@ -171,3 +171,48 @@ def test_base_encoder_is_found_only_by_its_own_marker(tmp_path):
     assert kk.member_config(settings.members[0], settings, None).model == str(d)
     own = kk.parse_members([("kaggle-t4", {"model": str(d)})])[0]
     assert kk.member_config(own, settings, e).model == str(d)  # an explicit model wins
+
+
+def test_the_safety_net_stands_only_until_a_blended_member_finishes(tmp_path, capsys):
+    from jigsaw_kit.kaggle.members import format_plan
+
+    test = pd.DataFrame({"row_id": [1, 2, 3, 4], "rule": ["a", "a", "b", "b"]})
+    processed = SimpleNamespace(
+        test=test, sample_submission=pd.DataFrame({"row_id": [1, 2, 3, 4], "rule_violation": 0.5})
+    )
+    settings = kk.NotebookSettings(working=tmp_path)
+    net = kk.MemberRun(kk.Member("tfidf-lr", "tfidf-lr"), "tfidf-lr", None, None, {}, tmp_path / "net", first=True,
+                       blend=False, status="done")  # fmt: skip
+    a = kk.MemberRun(kk.Member("a", "kaggle-t4", {}, 3.0), "transformer", "0", None, {}, tmp_path / "a")
+    b = kk.MemberRun(kk.Member("b", "cpu-hybrid", {}, 1.0), "hybrid", "1", None, {}, tmp_path / "b")
+    for run, values in ((net, [0.1, 0.2, 0.3, 0.4]), (a, [0.9, 0.2, 0.1, 0.3]), (b, [0.6, 0.7, 0.8, 0.1])):
+        _member_submission(run, [1, 2, 3, 4], values)
+    assert kk.blend_finished([net, a, b], processed, settings) == [net]  # nothing else finished: the net's own
+    assert pd.read_csv(settings.submission)["rule_violation"].tolist() == [0.1, 0.2, 0.3, 0.4]
+    a.status = "done"
+    assert kk.blend_finished([net, a, b], processed, settings) == [a]  # the net leaves the blend
+    assert pd.read_csv(settings.submission)["rule_violation"].tolist() == [0.9, 0.2, 0.1, 0.3]
+    b.status, b.reason = "failed", "failed with exit status 1 after 9 s"
+    assert kk.blend_finished([net, a, b], processed, settings) == [a]  # a failed member's file is never read
+    assert "submission.csv <- a x 3 (2 of 3 members finished" in capsys.readouterr().out
+    plan = format_plan([net, a, b], ["0", "1"], evidence=lambda key: f"about {key}")
+    assert "members (2, 1 dropped)" in plan and "weight safety net" in plan and "weight 3 (100%)" in plan
+    assert "evidence: about kaggle-t4" in plan and plan.endswith(
+        "DROPPED: b (cpu-hybrid, GPU 1): failed with exit status 1 after 9 s"
+    )
+
+
+def test_on_the_rerun_a_failing_member_is_dropped_and_the_others_go_on(tmp_path, monkeypatch):
+    from jigsaw_kit.kaggle import members as members_mod
+
+    ok = kk.MemberRun(kk.Member("ok", "tfidf-lr"), "tfidf-lr", None, None, {}, tmp_path / "jk" / "ok")
+    bad = kk.MemberRun(kk.Member("bad", "tfidf-lr"), "tfidf-lr", None, None, {}, tmp_path / "jk" / "bad")
+    code = {"ok": "import time; time.sleep(0.5)", "bad": "import sys; print('CUDA out of memory'); sys.exit(3)"}
+    monkeypatch.setattr(members_mod, "member_command", lambda r, d: [sys.executable, "-c", code[r.member.name]])
+    lines: list[str] = []
+    finished: list[str] = []
+    members_mod.run_members([ok, bad], tmp_path, poll_s=0.2, out=lines.append, keep_going=True,
+                            on_done=lambda r: finished.append(r.member.name))  # fmt: skip
+    assert (ok.status, bad.status, finished) == ("done", "failed", ["ok"])
+    dropped = next(x for x in lines if x.startswith("DROPPED: bad"))
+    assert "failed with exit status 3" in dropped and "CUDA out of memory" in dropped  # with its log tail

@@ -329,13 +329,32 @@ def _outputs(nb) -> str:
     return "\n".join(parts)
 
 
-# "preview": the notebook's default members (the kaggle-t4 fine-tune + cpu-contrastive, the CV winner), two processes
-# on the CPU, on "Save Version"'s small test file: the smoke run, blended. "rerun": one config (kaggle-t4) as
-# Kaggle's scoring rerun runs it: probe, projections and plan, then the member process.
+# "preview": the notebook's default, MEMBERS = "auto", with tiny random checkpoints attached beside MiniLM (an encoder
+# as a Kaggle Model, a sentence encoder and a Qwen2 decoder as datasets), on "Save Version"'s small test file: the
+# plan picks a member for each, all run as CPU processes after the tfidf-lr safety net, blended. "rerun": one
+# config (kaggle-t4) as Kaggle's scoring rerun runs it: probe, projections and plan, then the member process.
 REHEARSALS = {
     "preview": {"JIGSAW_KIT_PREVIEW_STEPS": "2"},
     "rerun": {"JIGSAW_KIT_CONFIG": "kaggle-t4", "KAGGLE_IS_COMPETITION_RERUN": "True"},
 }
+# in plan order: the default, the embedding member, then fine-tunes strongest evidence first (ties: path order)
+AUTO_MEMBERS = ["cpu-contrastive", "cpu-hybrid-tiny-st", "kaggle-t4-qwen-lora-tiny-qwen-0.5b", "kaggle-t4-tiny-st"]
+AUTO_MEMBERS.append("kaggle-t4-tiny-bert")
+
+
+def _attach_tiny_checkpoints(inp: Path) -> None:
+    """Random checkpoints a few hundred kB each, where Kaggle would mount them; names never decide, config.json does."""
+    from .test_models import make_bert, make_qwen2
+
+    bert = make_bert(inp / "models" / "me" / "tiny-bert" / "transformers" / "default" / "1")  # a Kaggle Model
+    config = json.loads((bert / "config.json").read_text())  # not the same checkpoint as tiny-st below (same seed)
+    (bert / "config.json").write_text(json.dumps({**config, "hidden_dropout_prob": 0.2}))
+    make_qwen2(inp / "tiny-qwen" / "transformers" / "0.5b" / "1")  # a Kaggle Model, old layout
+    st = make_bert(inp / "datasets" / "me" / "tiny-st")  # a sentence-transformers folder
+    modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"}]
+    (st / "modules.json").write_text(json.dumps(modules))
+    (st / "1_Pooling").mkdir()
+    (st / "1_Pooling" / "config.json").write_text('{"word_embedding_dimension": 32, "pooling_mode_mean_tokens": true}')
 
 
 @pytest.mark.slow
@@ -363,6 +382,8 @@ def test_notebook_rehearsal_offline_in_a_stand_in_kaggle_image(tmp_path, monkeyp
     r = subprocess.run([sys.executable, "-m", "jigsaw_kit.cli", *args], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr + r.stdout
     assert "jigsaw-kit-wheels (" in r.stdout and "total" in r.stdout
+    if run == "preview":
+        _attach_tiny_checkpoints(inp)
     wheels = inp / "datasets" / "me" / "jigsaw-kit-wheels"
     assert (wheels / f"jigsaw_kit-{__version__}-py3-none-any.whl").is_file()
     with zipfile.ZipFile(wheels / f"jigsaw_kit-{__version__}-py3-none-any.whl") as z:
@@ -464,25 +485,32 @@ def test_notebook_rehearsal_offline_in_a_stand_in_kaggle_image(tmp_path, monkeyp
     for stage in ("data", "probe + plan", "train", "predict + submission"):
         assert f">> {stage}" in out and f"<< {stage} done in" in out
     assert "GPUs for the members: none (CPU)" in out
-    if run == "preview":  # the default members, each its own process on the CPU; the smoke run
-        assert "PREVIEW RUN: test.csv has" in out and "measured here" not in out  # no probe
-        assert "[kaggle-t4] CPU: $ " in out and "[cpu-contrastive] CPU: $ " in out and "--set max_steps=2" in out
-        assert "method contrastive: no epochs to budget" in out and "2 encoder-tuning steps (PREVIEW)" in out
-        assert "PREVIEW, 2 training steps, no probe" in out
-        assert "steps           2" in (working / "jigsaw-kit" / "kaggle-t4.log").read_text()
-        members = [working / "jigsaw-kit" / m / "submission.csv" for m in ("kaggle-t4", "cpu-contrastive")]
+    # the fast member alone first: a checked submission.csv on disk before the slow members start
+    assert out.index("[tfidf-lr] CPU: $ ") < out.index("before the slow members start") < out.index("wall-clock guard:")
+    assert "DROPPED" not in out
+    if run == "preview":  # MEMBERS = "auto": a member per attached checkpoint, each its own process on the CPU
+        assert 'MEMBERS = "auto": 4 checkpoint folder(s)' in out and "PREVIEW RUN: test.csv has" in out
+        assert "on failure: FAIL the notebook" in out
+        assert "measured here over" not in out  # no probe
+        for name in AUTO_MEMBERS:
+            assert f"[{name}] CPU: $ " in out, name
+        assert "--set max_steps=2" in out and "2 encoder-tuning steps (PREVIEW)" in out
+        assert "PREVIEW, 2 training steps, no probe" in out and "no GPU seen, so precision auto" in out
+        assert "evidence: lb-proxy 0.859 here" in out and "evidence: lb-proxy not measured here" in out
+        assert "steps           2" in (working / "jigsaw-kit" / "kaggle-t4-tiny-bert.log").read_text()
+        members = [working / "jigsaw-kit" / m / "submission.csv" for m in AUTO_MEMBERS]
         assert all(p.is_file() for p in members)
         test = pd.read_csv(SAMPLE / "test.csv")
-        want = blend_submissions(members, test, [1.0, 1.0]).set_index("row_id")["rule_violation"]
+        want = blend_submissions(members, test, [1.0] * len(members)).set_index("row_id")["rule_violation"]
         got = pd.read_csv(working / "submission.csv").set_index("row_id")["rule_violation"]
         assert got.to_dict() == pytest.approx(want.loc[got.index].to_dict())
-        assert "per-rule rank blend of kaggle-t4 x 1, cpu-contrastive x 1" in out
+        assert "per-rule rank blend of " + ", ".join(f"{m} x 1" for m in AUTO_MEMBERS) in out
     else:  # one config, Kaggle's scoring rerun: the probe, the projections, the plan
         assert "PREVIEW RUN" not in out and "[kaggle-t4] CPU: $ " in out
         assert "measured here over 1 training step," in out and "54,059 test rows, worst case" in out
         assert "this data: train 3 steps x 32 rows" in out
         assert "fine-tune encoder: the config's (no jigsaw-kit-model-all-mpnet-base-v2 dataset attached" in out
-        assert "the one member kaggle-t4" in out
+        assert "on failure: DROP the member" in out and "the one member kaggle-t4" in out  # not the safety net
         assert "steps           3" in (working / "jigsaw-kit" / "kaggle-t4.log").read_text()
     # the submission
     sub = pd.read_csv(working / "submission.csv")

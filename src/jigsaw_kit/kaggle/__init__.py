@@ -4,14 +4,19 @@ names below, so the modules behind them can change without touching kernel/.
 
     wheels.py     what the image is assumed to hold and which wheels the bundle carries
     bundling.py   `jigsaw-kit bundle`: the wheels dataset and the model dataset
-    budget.py     `jigsaw-kit kaggle-plan`: projected time against the limit, and cuts to fit
-    notebook.py   the notebook's stages: settings, stage log, load, probe, plan, train, submit
+    budget.py     `jigsaw-kit kaggle-plan`: projected time against the limit, cuts and drops to fit
+    evidence.py   what each member rests on: lb-proxy here, the leaderboard, its weight, its rank
+    discover.py   MEMBERS = "auto": one member per attached checkpoint, by its config.json
+    notebook.py   settings, stage log, load, probe, the single-config path
+    stages.py     plan, train, submit: checks first, the fast member, re-blends, drops and the wall-clock guard
     members.py    several members, one process (and GPU) each, rank-blended per rule; the preview fast path
 """
 
 from jigsaw_kit.kaggle.budget import (
+    Contender,
     Throughput,
     Workload,
+    choose_within_budget,
     fit_to_budget,
     format_projection,
     full_test_workloads,
@@ -20,12 +25,15 @@ from jigsaw_kit.kaggle.budget import (
     training_row_counts,
 )
 from jigsaw_kit.kaggle.bundling import bundle, slug, tested_version
+from jigsaw_kit.kaggle.discover import auto_members, classify, find_checkpoints
+from jigsaw_kit.kaggle.evidence import EVIDENCE, extra_encoders_help
 from jigsaw_kit.kaggle.members import (
     DEFAULT_MEMBERS,
     Member,
     MemberRun,
     assign_devices,
     blend_members,
+    dropped_line,
     is_preview,
     member_command,
     member_env,
@@ -35,23 +43,24 @@ from jigsaw_kit.kaggle.members import (
 from jigsaw_kit.kaggle.notebook import (
     NotebookSettings,
     StageLog,
+    check_outputs,
     find_base_encoder,
     find_model_dir,
     load_data,
     member_config,
-    plan_members,
     plan_run,
     predict_and_submit,
-    submit_members,
     train_final,
-    train_members,
 )
+from jigsaw_kit.kaggle.stages import blend_finished, drops_failures, plan_members, submit_members, train_members
 from jigsaw_kit.kaggle.wheels import KAGGLE_WHEELS, MODEL_MARKER, canonical_name, unaccounted_requirements
 
 __all__ = [
     "DEFAULT_MEMBERS",
+    "EVIDENCE",
     "KAGGLE_WHEELS",
     "MODEL_MARKER",
+    "Contender",
     "Member",
     "MemberRun",
     "NotebookSettings",
@@ -59,10 +68,19 @@ __all__ = [
     "Throughput",
     "Workload",
     "assign_devices",
+    "auto_members",
+    "blend_finished",
     "blend_members",
     "bundle",
     "canonical_name",
+    "check_outputs",
+    "choose_within_budget",
+    "classify",
+    "dropped_line",
+    "drops_failures",
+    "extra_encoders_help",
     "find_base_encoder",
+    "find_checkpoints",
     "find_model_dir",
     "fit_to_budget",
     "format_projection",

@@ -1,4 +1,4 @@
-"""Kaggle's 12 h limit: project a fine-tune's time and cut it to fit. Pure arithmetic, unit-tested.
+"""Kaggle's 12 h limit: project a fine-tune's time, cut it to fit, drop the weakest when several crowd a GPU. Pure.
 
     jigsaw-kit kaggle-plan --config kaggle-t4 --test-rows 54059 --data-dir ../shared/data/jigsaw-agile-community-rules
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -174,6 +175,71 @@ def fit_to_budget(
         [f"prediction alone does not fit: {over}. Use a smaller model, a lower max_length or config tfidf-lr."],
         fits=False,
     )
+
+
+@dataclass(frozen=True)
+class Contender:
+    """A fine-tune competing for the budget: its workload, its probe's speed alone on one GPU, its evidence."""
+
+    name: str
+    rank: int  # evidence.py's evidence_rank: lower = stronger; the weakest goes first
+    device: str | None  # GPU id; None: the CPU (not shared out)
+    work: Workload
+    tp: Throughput
+    lengths: tuple[int, ...] | None = None
+
+
+def shared(tp: Throughput, k: int) -> Throughput:
+    """The probe's speed when k fine-tunes train at once on its GPU (each gets ~1/k)."""
+    if k <= 1:
+        return tp
+    return dataclasses.replace(
+        tp,
+        train_rows_per_s=tp.train_rows_per_s / k,
+        predict_rows_per_s=tp.predict_rows_per_s / k,
+        source=f"{tp.source}; / {k}: {k} fine-tunes share this GPU",
+    )
+
+
+def gpu_shares(contenders: Sequence[Contender]) -> Counter:
+    return Counter(c.device for c in contenders if c.device is not None)
+
+
+def choose_within_budget(
+    contenders: Sequence[Contender], budget_s: float, overhead_s: float = 0.0, min_epochs: float = 1.0
+) -> tuple[dict[str, Plan], list[tuple[str, str]]]:
+    """(plan per kept fine-tune, [(dropped name, why)]): the cuts fit_to_budget makes, and drops, weakest first.
+
+    Fine-tunes sharing a GPU are projected at 1/k of their probe's speed. While a shared GPU holds a member whose
+    plan does not fit, or must cap its steps below min_epochs of training (too deep a cut to be worth the
+    GPU), the weakest-evidence fine-tune on that GPU is dropped and the others planned again at the speed it
+    frees. A member alone on its GPU keeps a step cap (it trains on what fits) and is dropped only when
+    nothing fits.
+    """
+    kept = list(contenders)
+    dropped: list[tuple[str, str]] = []
+    while True:
+        shares = gpu_shares(kept)
+        plans: dict[str, Plan] = {}
+        trouble: list[tuple[Contender, str]] = []
+        for c in kept:
+            k = shares[c.device] if c.device is not None else 1
+            p = fit_to_budget(c.work, shared(c.tp, k), budget_s, overhead_s, c.lengths, min_epochs)
+            plans[c.name] = p
+            if not p.fits:
+                trouble.append((c, f"{c.name} does not fit even cut ({p.changes[-1]})"))
+            elif k > 1 and p.max_steps > 0 and c.work.max_steps <= 0:
+                what = f"{c.name} would train under {min_epochs:g} epoch with {k} fine-tunes on GPU {c.device}"
+                trouble.append((c, what))
+        if not trouble:
+            return plans, dropped
+        c0, what = trouble[0]
+        group = [c for c in kept if c.device is not None and c.device == c0.device] or [c0]
+        victim = max(group, key=lambda c: (c.rank, kept.index(c)))  # weakest evidence; the later one on a tie
+        weakest = f"{victim.name} has the weakest evidence there (rank {victim.rank})"
+        why = f"over the budget of {hms(budget_s)}: {what}; {weakest}"
+        dropped.append((victim.name, why))
+        kept.remove(victim)
 
 
 def hms(seconds: float) -> str:

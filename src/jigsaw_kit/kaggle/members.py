@@ -1,10 +1,11 @@
 """Several members, one process each, blended per rule: the notebook's ensemble.
 
 Each member is `jigsaw-kit run` with its own config, started as a subprocess pinned to one GPU
-(CUDA_VISIBLE_DEVICES), all at once; its log goes to <working>/jigsaw-kit/<member>.log. When all
-have written their submission, they are rank-blended within each rule with their weights
-(evaluate.blend) into <working>/submission.csv. The pure parts (settings parsing, GPU assignment,
-command lines, the preview decision) are unit-tested; the notebook's probe and plan live in notebook.py.
+(CUDA_VISIBLE_DEVICES); its log goes to <working>/jigsaw-kit/<member>.log. Whenever one finishes, what has
+finished is rank-blended within each rule with their weights (evaluate.blend) into <working>/submission.csv
+(stages.py). A member that fails stops the notebook, or, on the hidden rerun (keep_going), is dropped with a
+`DROPPED:` line; a wall-clock deadline stops whatever still runs. The pure parts (settings parsing, GPU
+assignment, command lines, the preview decision) are unit-tested; the probe and plan live in notebook.py.
 """
 
 from __future__ import annotations
@@ -42,6 +43,11 @@ class Member:
     config: str
     overrides: dict[str, Any] = field(default_factory=dict)
     weight: float = 1.0
+    recipe: str = ""  # its entry in evidence.py; "" = the config's own
+
+    @property
+    def evidence_key(self) -> str:
+        return self.recipe or self.config
 
 
 def _safe(name: str) -> str:
@@ -57,8 +63,9 @@ def parse_members(spec: Sequence[Any]) -> tuple[Member, ...]:
     for entry in spec:
         parts = (entry,) if isinstance(entry, str) else tuple(entry)
         if not 1 <= len(parts) <= 3 or not isinstance(parts[0], str) or not parts[0].strip():
-            raise KitError(f'a MEMBERS entry must be (config, overrides, weight), e.g. ("cpu-hybrid", {{}}, 1.0); '
-                           f"got {entry!r}.")  # fmt: skip
+            raise KitError(
+                f'a MEMBERS entry must be (config, overrides, weight), e.g. ("cpu-hybrid", {{}}, 1.0); got {entry!r}.'
+            )
         config = parts[0].strip()
         overrides = parts[1] if len(parts) > 1 else {}
         weight = parts[2] if len(parts) > 2 else 1.0
@@ -187,6 +194,10 @@ class MemberRun:
     overrides: dict[str, Any]  # the member's overrides + smoke/preview steps + the plan's cuts
     run_dir: Path
     note: str = ""  # the plan's one-line summary (projection, or why there is none)
+    first: bool = False  # runs alone before the others start: the fast member that writes submission.csv first
+    blend: bool = True  # False: a safety net, in the blend only while no blended member has finished
+    status: str = "planned"  # planned -> done | failed | dropped
+    reason: str = ""  # why it failed or was dropped
     process: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
@@ -220,14 +231,26 @@ def member_env(base: Mapping[str, str], device: str | None, threads: int) -> dic
     return env
 
 
-def format_plan(runs: Sequence[MemberRun], gpus: Sequence[str]) -> str:
-    total = sum(r.member.weight for r in runs)
-    head = f"members ({len(runs)}), GPUs seen: {', '.join(gpus) if gpus else 'none (all members on the CPU)'}"
-    width = max(len(r.member.name) for r in runs)
-    lines = [head]
-    for r in runs:
-        share = f"{r.member.weight:g} ({r.member.weight / total:.0%})"
+def dropped_line(run: MemberRun) -> str:
+    """The loud line for a member left out: the rerun's log must say what the score is missing, and why."""
+    return f"DROPPED: {run.member.name} ({run.member.config}, {run.where}): {run.reason}"
+
+
+def format_plan(runs: Sequence[MemberRun], gpus: Sequence[str], evidence: Callable[[str], str] | None = None) -> str:
+    """The plan table: each member's weight and share, where it runs, its projection, and (evidence) what its
+    weight rests on; members left out get their DROPPED line."""
+    live = [r for r in runs if r.status in ("planned", "done")]
+    total = sum(r.member.weight for r in live if r.blend) or 1.0
+    seen = ", ".join(gpus) if gpus else "none (all members on the CPU)"
+    head = f"members ({len(live)}" + (f", {len(runs) - len(live)} dropped" if len(live) < len(runs) else "")
+    lines = [f"{head}), GPUs seen: {seen}"]
+    width = max((len(r.member.name) for r in live), default=0)
+    for r in live:
+        share = f"{r.member.weight:g} ({r.member.weight / total:.0%})" if r.blend else "safety net"
         lines.append(f"  {r.member.name:<{width}}  weight {share:<10} -> {r.where:<6} {r.note}")
+        if evidence is not None:
+            lines.append(f"  {'':<{width}}  evidence: {evidence(r.member.evidence_key)}")
+    lines += [dropped_line(r) for r in runs if r not in live]
     return "\n".join(lines)
 
 
@@ -261,11 +284,17 @@ def run_members(
     poll_s: float = 60.0,
     tail: int = 15,
     out: Callable[[str], None] = print,
+    *,
+    keep_going: bool = False,
+    deadline: float | None = None,
+    on_done: Callable[[MemberRun], None] | None = None,
 ) -> None:
-    """Start every member at once, print each one's latest log line every poll_s, and its tail when it ends.
+    """Start every member at once, print each one's latest log line every poll_s, and its tail when it ends;
+    on_done(run) after each success (the re-blend).
 
-    A member that fails stops the others (their result could not be submitted without it: no silent
-    fallback to fewer members) and raises with its log tail.
+    A member that fails (or whose on_done fails) stops the others and raises with its log tail, unless
+    keep_going: then it is marked failed, a DROPPED line says why, and the others go on. At `deadline`
+    (time.time() seconds) whatever still runs is stopped and dropped; without keep_going that raises too.
     """
     threads = max(1, (os.cpu_count() or 1) // max(1, len(runs)))
     for r in runs:
@@ -285,30 +314,78 @@ def run_members(
                 start_new_session=True,
             )
     t0 = time.time()
+
+    def fail(r: MemberRun, status: str, reason: str, detail: str = "") -> None:
+        r.status, r.reason = status, reason
+        if not keep_going:
+            what = f"member {r.member.name} ({r.member.config}, {r.where})"
+            raise KitError(f"{what} {reason}; the other members were stopped.{detail}")
+        out("!" * 100)
+        out(dropped_line(r) + detail)
+
     pending = list(runs)
     try:
         while pending:
-            deadline = time.time() + poll_s
-            while time.time() < deadline and all(r.process.poll() is None for r in pending):
+            wake = time.time() + poll_s
+            while time.time() < wake and all(r.process.poll() is None for r in pending):
+                if deadline is not None and time.time() >= deadline:
+                    break
                 time.sleep(min(1.0, poll_s))
+            late = deadline is not None and time.time() >= deadline
             for r in list(pending):
                 rc = r.process.poll()
                 if rc is None:
-                    last = _last_line(r.log)
-                    out(f"[{r.member.name}] running {time.time() - t0:.0f} s: {last[0][-160:] if last else ''}")
+                    if not late:
+                        last = _last_line(r.log)
+                        out(f"[{r.member.name}] running {time.time() - t0:.0f} s: {last[0][-160:] if last else ''}")
                     continue
                 pending.remove(r)
                 lines = "\n".join(f"  | {x}" for x in _last_line(r.log, tail))
                 if rc != 0:
-                    raise KitError(
-                        f"member {r.member.name} ({r.member.config}, {r.where}) failed with exit status {rc} after "
-                        f"{time.time() - t0:.0f} s; the other members were stopped. Last lines of {r.log}:\n{lines}"
-                    )
+                    why = f"failed with exit status {rc} after {time.time() - t0:.0f} s"
+                    fail(r, "failed", why, f" Last lines of {r.log}:\n{lines}")
+                    continue
                 out(f"[{r.member.name}] done in {time.time() - t0:.0f} s -> {r.submission}; last lines of {r.log}:")
                 out(lines)
+                r.status = "done"
+                if on_done is not None:
+                    try:
+                        on_done(r)
+                    except Exception as e:  # noqa: BLE001  on the rerun any failure only drops this member
+                        if not keep_going:
+                            raise
+                        fail(r, "failed", f"its submission could not be blended ({type(e).__name__}: {e})")
+                        try:
+                            on_done(r)  # blend again without it
+                        except Exception as again:  # noqa: BLE001  the last good submission.csv stays
+                            out(f"re-blend without {r.member.name} failed too ({again}); submission.csv unchanged")
+            if late and pending:
+                _guard(pending, time.time() - t0, keep_going, out)
+                pending = []
     finally:
         for r in runs:
             _stop(r)
+
+
+def _guard(pending: Sequence[MemberRun], elapsed: float, keep_going: bool, out: Callable[[str], None]) -> None:
+    """The wall-clock guard fired: stop what still runs, mark it dropped; raise unless keep_going."""
+    for r in pending:
+        _stop(r)
+        r.status = "dropped"
+        r.reason = (
+            f"stopped by the wall-clock guard after {elapsed:.0f} s (it would overrun Kaggle's limit); "
+            "the best finished blend stays"
+        )
+    if not keep_going:
+        names = ", ".join(r.member.name for r in pending)
+        raise KitError(
+            f"the wall-clock guard stopped {names} after {elapsed:.0f} s; submission.csv holds the best "
+            "finished blend. Cut the members (fewer epochs, smaller models) or raise JIGSAW_KIT_GUARD_HOURS."
+        )
+    for r in pending:
+        tail = "\n".join(f"  | {x}" for x in _last_line(r.log, 3))
+        out("!" * 100)
+        out(f"{dropped_line(r)} Last lines of {r.log}:\n{tail}")
 
 
 def blend_members(runs: Sequence[MemberRun], processed: Processed, output: Path) -> Path:

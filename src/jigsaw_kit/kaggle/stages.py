@@ -1,0 +1,321 @@
+"""The notebook's stages 2-4: plan the members, train them, blend them. Always a submission.csv on the rerun.
+
+    plan_members    every member's checkpoints verified and the output folders checked before anything starts;
+                    a GPU per member; on the preview a smoke run, else a probe per fine-tune and the budget,
+                    which cuts, then drops members, weakest evidence (evidence.py) first
+    train_members   the fast member (tfidf-lr) alone first: its checked submission.csv is on disk in a minute;
+                    then the others at once, each re-blending what has finished into submission.csv as it ends;
+                    a wall-clock guard stops what still runs before Kaggle's 12 h
+    submit_members  the final blend of what finished, and what was left out
+
+Kaggle scores only the hidden rerun, which nobody watches: there (drops_failures) a member that fails, cannot
+be read or would overrun is dropped with a loud `DROPPED:` line and the others are blended. On the preview and
+interactive runs the same failure fails the notebook, so the user sees it before spending a submission.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from jigsaw_kit.core.errors import KitError
+from jigsaw_kit.kaggle import evidence
+from jigsaw_kit.kaggle.budget import RESERVE_S, Contender, apply_plan, choose_within_budget, gpu_shares, hms, shared
+from jigsaw_kit.kaggle.bundling import slug
+from jigsaw_kit.kaggle.members import (
+    BASE_ENCODER,
+    PREVIEW_MAX_TEST_ROWS,
+    Member,
+    MemberRun,
+    assign_devices,
+    blend_members,
+    dropped_line,
+    format_plan,
+    is_preview,
+    preview_banner,
+    run_members,
+)
+from jigsaw_kit.kaggle.notebook import (
+    NotebookSettings,
+    StageLog,
+    _release_gpu,
+    check_outputs,
+    find_base_encoder,
+    measure_run,
+    member_config,
+    report_plan,
+    run_workload,
+)
+from jigsaw_kit.kaggle.wheels import MODEL_DATASET_PREFIX
+from jigsaw_kit.methods import method_class
+
+if TYPE_CHECKING:
+    from jigsaw_kit.core.config import Config
+    from jigsaw_kit.data.dataset import Processed
+
+
+def drops_failures(settings: NotebookSettings, test_rows: int) -> bool:
+    """True where a failing member is dropped rather than failing the notebook: the hidden rerun.
+
+    Kaggle's rerun flag, or (should it be missing) a hidden-size test file outside the interactive editor.
+    JIGSAW_KIT_ON_FAILURE=drop|fail decides instead when set.
+    """
+    if settings.on_failure in ("drop", "fail"):
+        return settings.on_failure == "drop"
+    if settings.rerun:
+        return True
+    return test_rows >= PREVIEW_MAX_TEST_ROWS and settings.run_type.lower() != "interactive"
+
+
+def _policy(keep_going: bool) -> str:
+    if keep_going:
+        return (
+            "on failure: DROP the member and blend the others (the hidden rerun: a lost score costs the day's "
+            "submission)"
+        )
+    return "on failure: FAIL the notebook (preview / interactive: see it before spending a submission)"
+
+
+def verify_inputs(cfg: Config) -> None:
+    """Every checkpoint the member will load, resolved and verified (sizes, headers; sha256 where recorded)."""
+    from jigsaw_kit import pipeline
+    from jigsaw_kit.core.checkpoints import resolve_model, verify_checkpoint
+
+    pipeline.check_inputs(cfg)
+    if method_class(cfg.method).uses_model:
+        for name in dict.fromkeys([cfg.model, *cfg.encoders]):
+            verify_checkpoint(resolve_model(name), deep=True)
+
+
+def _shown(model: Path) -> str:
+    """A checkpoint folder as the plan shows it: a Kaggle Model's version folder ("1") says nothing alone."""
+    return model.name if not model.name.isdigit() else "/".join(model.parts[-4:])
+
+
+def _dropped(m: Member, settings: NotebookSettings, reason: str, method: str = "?") -> MemberRun:
+    return MemberRun(m, method, None, None, {}, settings.run_root / m.name, status="dropped", reason=reason)
+
+
+def _drop_or_raise(keep_going: bool, run: MemberRun) -> MemberRun:
+    if not keep_going:
+        raise KitError(f"member {run.member.name} ({run.member.config}): {run.reason}")
+    print(dropped_line(run))
+    return run
+
+
+def _checked(settings: NotebookSettings, keep_going: bool) -> tuple[list[tuple[Member, Config]], list[MemberRun]]:
+    """(member, config) of the usable members, and the dropped ones; raises instead of dropping unless keep_going."""
+    base = find_base_encoder(settings.input_root)
+    ok: list[tuple[Member, Config]] = []
+    dropped: list[MemberRun] = []
+    for folder, why in settings.unusable:
+        if not keep_going:
+            raise KitError(f"attached checkpoint {folder}: {why}")
+        print(f"DROPPED: the attached checkpoint {folder}: {why}")
+    for m in settings.members:
+        method = "?"
+        try:
+            cfg = member_config(m, settings, base)
+            method = cfg.method
+            verify_inputs(cfg)
+        except KitError as e:
+            dropped.append(_drop_or_raise(keep_going, _dropped(m, settings, f"unusable input: {e}", method)))
+            continue
+        ok.append((m, cfg))
+    if not ok and not settings.fast_member:
+        raise KitError("no usable member: see the DROPPED lines above.")
+    if any(c.method == "transformer" and "model" not in m.overrides for m, c in ok):
+        print(
+            f"fine-tune encoder: {BASE_ENCODER} (attached at {base})"
+            if base is not None
+            else f"fine-tune encoder: the config's (no {MODEL_DATASET_PREFIX}{slug(BASE_ENCODER)} dataset attached; "
+            f"attach it to fine-tune {BASE_ENCODER} instead of all-MiniLM-L6-v2)"
+        )
+    return ok, dropped
+
+
+def _with_fast_member(
+    ok: list[tuple[Member, Config]], settings: NotebookSettings
+) -> list[tuple[Member, Config, bool, bool]]:
+    """(member, config, first, blend): the fast member first; added as a safety net (not blended) when the
+    members do not include it (blend cpu-hybrid + tfidf-lr read 0.853 on lb-proxy, below cpu-hybrid's 0.856)."""
+    from jigsaw_kit.core.config import load_config
+
+    fast = settings.fast_member
+    out = [(m, c, False, True) for m, c in ok]
+    if not fast:
+        return out
+    i = next((i for i, (m, _) in enumerate(ok) if m.config == fast), None)
+    if i is not None:
+        return [(ok[i][0], ok[i][1], True, True)] + [x for j, x in enumerate(out) if j != i]
+    name = fast if all(m.name != fast for m, _ in ok) else f"{fast}-safety-net"
+    return [(Member(name, fast, {}, 1.0, fast), load_config(fast), True, False), *out]
+
+
+def plan_members(settings: NotebookSettings, processed: Processed, gpus: list[str], log: StageLog) -> list[MemberRun]:
+    """What runs where, and with what: each member's config, GPU (or CPU), and, for a fine-tune, the probe's
+    projection and the budget's cuts (passed to its process as --set overrides). On the preview, a smoke run.
+    Members left out are returned too, with status "dropped" and the reason."""
+    from jigsaw_kit import pipeline
+
+    check_outputs(settings)
+    test_rows = int(processed.manifest["counts"]["test_csv_rows"])
+    keep_going = drops_failures(settings, test_rows)
+    preview = is_preview(test_rows, settings.rerun, settings.full_on_preview)
+    print(_policy(keep_going))
+    if preview:
+        print(preview_banner(test_rows, settings.preview_steps))
+    ok, dropped = _checked(settings, keep_going)
+    planned = _with_fast_member(ok, settings)
+    devices = assign_devices([method_class(c.method).gpu for _, c, _, _ in planned], gpus)
+    runs: list[MemberRun] = []
+    probes: list[tuple[MemberRun, Config, Processed, Contender]] = []
+    for (m, cfg, first, blend), dev in zip(planned, devices):
+        overrides = dict(m.overrides)
+        cls = method_class(cfg.method)
+        if settings.max_steps is not None and cls.stepped:  # a smoke run cuts every method's training steps
+            overrides["max_steps"] = settings.max_steps
+        model = Path(cfg.model) if cls.uses_model else None
+        cpu = ""
+        if not gpus and cfg.precision == "fp16":  # else a certain crash: slow on the CPU beats no member at all
+            overrides["precision"] = "auto"
+            cfg = dataclasses.replace(cfg, precision="auto")
+            cpu = "; no GPU seen, so precision auto (fp32) instead of fp16"
+        run = MemberRun(m, cfg.method, dev, model, overrides, settings.run_root / m.name, first=first, blend=blend)
+        runs.append(run)
+        entry = evidence.evidence(m.evidence_key)
+        if cfg.method != "transformer":
+            run.note = f"method {cfg.method}: no epochs to budget (each text is embedded or vectorised once)"
+            if cls.stepped:  # a short, fixed number of steps (the contrastive method's encoder tune)
+                steps = int(overrides.get("max_steps", cfg.max_steps))
+                if preview:
+                    steps = min(settings.preview_steps, steps)
+                    overrides["max_steps"] = steps
+                run.note += f", after {steps} encoder-tuning steps" + (" (PREVIEW)" if preview else "")
+            if entry and not preview:
+                run.note += f"; at 54,059 rows {entry['projected']}"
+            if not blend:
+                run.note += "; SAFETY NET: runs first, its submission.csv stands until a blended member finishes"
+        elif preview:
+            steps = min(settings.preview_steps, settings.max_steps or settings.preview_steps)
+            overrides["max_steps"] = steps
+            run.note = f"fine-tune {_shown(model)}: PREVIEW, {steps} training steps, no probe{cpu}"
+        else:
+            run.note = cpu  # _budget puts the projection in front
+            print(f"--- {m.name}: probe on this GPU ({cfg.model})")
+            same = {"template": cfg.template, "use_test_examples": cfg.use_test_examples}
+            try:
+                data = processed
+                if any(processed.manifest.get(k) != v for k, v in same.items()):
+                    data = pipeline.build(cfg, kaggle_root=settings.input_root)  # another template: its own rows
+                tp, lengths = measure_run(cfg, data, settings)
+            except Exception as e:  # noqa: BLE001  the rerun drops what fails (CUDA out of memory, a bad checkpoint)
+                if not keep_going:
+                    raise
+                run.status, run.reason = "dropped", f"its probe failed ({type(e).__name__}: {str(e)[:300]})"
+                print(dropped_line(run))
+                continue
+            finally:
+                _release_gpu()  # the next member's probe must not fail on this one's leftovers
+            c = Contender(m.name, evidence.rank(m.evidence_key), dev, run_workload(cfg, data), tp, tuple(lengths or ()))
+            probes.append((run, cfg, data, c))
+    _budget(probes, settings, log)
+    _release_gpu()
+    runs += dropped
+    print(format_plan(runs, gpus, evidence.summary))
+    return runs
+
+
+def _budget(
+    probes: list[tuple[MemberRun, Config, Processed, Contender]], settings: NotebookSettings, log: StageLog
+) -> None:
+    """Cut, then drop the weakest, so that every fine-tune fits the budget; the cuts go into each run's overrides."""
+    if not probes:
+        return
+    overhead = log.elapsed() + RESERVE_S
+    plans, drops = choose_within_budget([c for *_, c in probes], settings.budget_hours * 3600, overhead)
+    why = dict(drops)
+    shares = gpu_shares([c for *_, c in probes if c.name in plans])
+    for run, cfg, data, c in probes:
+        if c.name in why:
+            run.status, run.reason = "dropped", why[c.name]
+            print(dropped_line(run))
+            continue
+        plan = plans[c.name]
+        k = shares[c.device] if c.device is not None else 1
+        print(f"--- {run.member.name}: plan" + (f" ({k} fine-tunes share GPU {c.device})" if k > 1 else ""))
+        totals = report_plan(data, settings, c.work, shared(c.tp, k), list(c.lengths or ()) or None, plan, overhead)
+        planned = apply_plan(cfg, plan)
+        for key in ("epochs", "max_length", "max_steps"):
+            if getattr(planned, key) != getattr(cfg, key):
+                run.overrides[key] = getattr(planned, key)
+        parts = [f"this data {hms(plan.projection.total_s)}"] + [f"{label} {hms(t)}" for label, t in totals[1:]]
+        cuts = f"; cuts: {', '.join(plan.changes)}" if plan.changes else ""
+        run.note = f"fine-tune {_shown(Path(cfg.model))}: projected {'; '.join(parts)}{cuts}{run.note}"
+
+
+def blend_finished(runs: list[MemberRun], processed: Processed, settings: NotebookSettings) -> list[MemberRun]:
+    """submission.csv <- the finished members' per-rule rank blend (the safety net alone until another finishes),
+    checked and written atomically; returns the members blended."""
+    done = [r for r in runs if r.status == "done"]
+    chosen = [r for r in done if r.blend] or done
+    if not chosen:
+        return []
+    blend_members(chosen, processed, settings.submission)
+    live = sum(r.status in ("planned", "done") for r in runs)
+    what = ", ".join(f"{r.member.name} x {r.member.weight:g}" for r in chosen)
+    print(f"submission.csv <- {what} ({len(done)} of {live} members finished; checked, written atomically)")
+    return chosen
+
+
+def train_members(
+    runs: list[MemberRun], processed: Processed, settings: NotebookSettings, log: StageLog | None = None
+) -> None:
+    """The fast member alone first (submission.csv within a minute), then every other member at once, each in its
+    own process (`jigsaw-kit run`); each one that finishes re-blends submission.csv. The wall-clock guard
+    (settings.guard_hours after log.start) stops what still runs."""
+    test_rows = int(processed.manifest["counts"]["test_csv_rows"])
+    keep_going = drops_failures(settings, test_rows)
+    deadline = (log.start if log is not None else time.time()) + settings.guard_hours * 3600
+    live = [r for r in runs if r.status == "planned"]
+    data_dir = Path(processed.manifest["data_dir"])
+
+    def reblend(_: MemberRun) -> None:
+        blend_finished(runs, processed, settings)
+
+    kw = {"poll_s": settings.poll_s, "keep_going": keep_going, "deadline": deadline, "on_done": reblend}
+    first, rest = [r for r in live if r.first], [r for r in live if not r.first]
+    if first:
+        run_members(first, data_dir, **kw)
+        if settings.submission.is_file():
+            print(f"{settings.submission} is on disk before the slow members start ({first[0].member.name})")
+    if rest:
+        print(
+            f"wall-clock guard: members still running at {time.strftime('%H:%M:%S', time.localtime(deadline))} "
+            f"({settings.guard_hours:g} h after the start) are stopped; the best finished blend stays"
+        )
+        run_members(rest, data_dir, **kw)
+
+
+def submit_members(runs: list[MemberRun], processed: Processed, settings: NotebookSettings) -> Path:
+    """The finished members' predictions rank-blended within each rule, checked, written to submission.csv."""
+    import pandas as pd
+
+    chosen = blend_finished(runs, processed, settings)
+    if not chosen:
+        raise KitError("no member finished, so there is no submission: see the DROPPED lines above.")
+    v = pd.read_csv(settings.submission)["rule_violation"]
+    how = "per-rule rank blend of " + ", ".join(f"{r.member.name} x {r.member.weight:g}" for r in chosen)
+    print(
+        f"submission: {len(v):,} rows, {how if len(chosen) > 1 else 'the one member ' + chosen[0].member.name}; "
+        f"rule_violation min {v.min():.3f} mean {v.mean():.3f} max {v.max():.3f} -> {settings.submission} "
+        "(checked against sample_submission.csv)"
+    )
+    left = [r for r in runs if r.status in ("failed", "dropped")]
+    for r in left:
+        print(dropped_line(r).splitlines()[0])
+    if left:
+        print(f"{len(left)} member(s) left out of this submission: see the DROPPED lines")
+    return settings.submission
