@@ -100,6 +100,8 @@ def test_the_full_data_point_is_the_plain_cv_and_counts_follow_the_fractions(tmp
     report = (tmp_path / "lc" / "report.md").read_text()
     assert "## Learning curve" in report and "Extrapolated (not measured)" in report
     assert (tmp_path / "lc" / curve.FIGURE).stat().st_size > 1000
+    if scheme == "lb-proxy":
+        return  # the stale-curve check below is the same for every scheme: run it once
     # a plain run into the same folder leaves no stale curve behind
     assert main([*base, "--output-dir", str(tmp_path / "lc")]) == 0
     assert not (tmp_path / "lc" / curve.FIGURE).exists()
