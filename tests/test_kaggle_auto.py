@@ -173,7 +173,7 @@ def test_evidence_table_is_complete_and_its_docs_table_generated():
         assert e["lb_proxy"] is None or 0.5 < e["lb_proxy"] < 1
         assert e["lb_proxy_cmd"].startswith("jigsaw-kit cv ") and "--scheme lb-proxy" in e["lb_proxy_cmd"]
         assert evidence.LEADERBOARD_DOC in e["leaderboard"] and e["weight"] > 0 and e["projected"]
-        assert e["weight_source"] in (evidence.FITTED, evidence.PLACEHOLDER)
+        assert e["weight_source"].startswith(evidence.FITTED) or e["weight_source"] == evidence.PLACEHOLDER
     measured = {e["recipe"]: e["lb_proxy"] for e in evidence.EVIDENCE}
     assert (measured["tfidf-lr"], measured["cpu-hybrid"], measured["cpu-contrastive"]) == (0.831, 0.856, 0.859)
     assert measured["cpu-hybrid-encoder"] == 0.851 and measured["kaggle-t4"] is None
