@@ -88,8 +88,11 @@ def test_auto_plan_reads_config_json_never_folder_names(attached):
     minilm = str(attached / "datasets/me/jigsaw-kit-model-all-minilm-l6-v2")
     assert plan["cpu-contrastive"] == ("cpu-contrastive", {"model": minilm}, "cpu-contrastive", 1.0)
     assert plan["kaggle-t4-deberta-qwen-7b"][:3] == (
-        "kaggle-t4-deberta", {"model": str(attached / "models/me/qwen-7b/transformers/default/1")}, "kaggle-t4-deberta",
-    )  # fmt: skip
+        "kaggle-t4-deberta",
+        {"model": str(attached / "models/me/qwen-7b/transformers/default/1"), **discover.ROUND3},
+        "kaggle-t4-deberta",
+    )  # a DeBERTa told by its config.json, whatever its folder says; fine-tuned on the round-3 recipe
+    assert plan["kaggle-t4-plain-bert"][1]["template"] == "rule-body-urls"
     assert plan["kaggle-t4-qwen-lora-qwen2.5-0.5b"][0] == "kaggle-t4-qwen-lora"
     assert plan["kaggle-t4-plain-bert"][0] == "kaggle-t4" and plan["kaggle-t4-e5"][0] == "kaggle-t4"
     # the evidence table has no lb-proxy gain for extra encoders yet: one cpu-hybrid member per sentence encoder

@@ -197,13 +197,19 @@ def auto_members(
     for f in found:
         if FINE_TUNE in f.roles:
             cfg = "kaggle-t4-deberta" if f.model_type == "deberta-v2" else "kaggle-t4"
-            tuned.append(_member(f"{cfg}-{f.label}", cfg, {"model": str(f.path)}, cfg))
+            tuned.append(_member(f"{cfg}-{f.label}", cfg, {"model": str(f.path), **ROUND3}, cfg))
         if LORA in f.roles:
             lora = "kaggle-t4-qwen-lora"
             tuned.append(_member(f"{lora}-{f.label}", lora, {"model": str(f.path)}, lora))
     # Strongest evidence first: fine-tunes take the GPUs round-robin in this order (members.assign_devices).
     members += sorted(tuned, key=lambda m: evidence.rank(m.recipe))
     return _unique(members), found, why if embed else ""
+
+
+# The recipe behind the leaderboard's fine-tuned base encoders (0.900-0.904 private, 9th place; the public DeBERTa
+# notebook; ../shared/leaderboard-recipes.md): link words appended to the comment, the test file's examples counted
+# twice, lr 2e-5 for base-size encoders. Leaderboard evidence, not measured here (no GPU for a base encoder).
+ROUND3 = {"template": "rule-body-urls", "upsample_test_examples": 2, "learning_rate": 2e-5}
 
 
 def _unique(members: list[Member]) -> tuple[Member, ...]:
