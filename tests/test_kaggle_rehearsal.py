@@ -34,6 +34,7 @@ from jigsaw_kit import __version__
 from jigsaw_kit import kaggle as kk
 from jigsaw_kit.core.errors import KitError
 from jigsaw_kit.evaluate.blend import blend_submissions
+from jigsaw_kit.kaggle import evidence
 
 from .conftest import ROOT, SAMPLE
 
@@ -340,6 +341,8 @@ REHEARSALS = {
 # in plan order: the default, the embedding member, then fine-tunes strongest evidence first (ties: path order)
 AUTO_MEMBERS = ["cpu-contrastive", "cpu-hybrid-tiny-st", "kaggle-t4-qwen-lora-tiny-qwen-0.5b", "kaggle-t4-tiny-st"]
 AUTO_MEMBERS.append("kaggle-t4-tiny-bert")
+_RECIPES = ["cpu-contrastive", "cpu-hybrid-encoder", "kaggle-t4-qwen-lora", "kaggle-t4", "kaggle-t4"]
+AUTO_WEIGHTS = {m: evidence.evidence(r)["weight"] for m, r in zip(AUTO_MEMBERS, _RECIPES)}
 
 
 def _attach_tiny_checkpoints(inp: Path) -> None:
@@ -501,10 +504,11 @@ def test_notebook_rehearsal_offline_in_a_stand_in_kaggle_image(tmp_path, monkeyp
         members = [working / "jigsaw-kit" / m / "submission.csv" for m in AUTO_MEMBERS]
         assert all(p.is_file() for p in members)
         test = pd.read_csv(SAMPLE / "test.csv")
-        want = blend_submissions(members, test, [1.0] * len(members)).set_index("row_id")["rule_violation"]
+        weights = [AUTO_WEIGHTS[m] for m in AUTO_MEMBERS]  # each member's weight from the evidence table
+        want = blend_submissions(members, test, weights).set_index("row_id")["rule_violation"]
         got = pd.read_csv(working / "submission.csv").set_index("row_id")["rule_violation"]
         assert got.to_dict() == pytest.approx(want.loc[got.index].to_dict())
-        assert "per-rule rank blend of " + ", ".join(f"{m} x 1" for m in AUTO_MEMBERS) in out
+        assert "per-rule rank blend of " + ", ".join(f"{m} x {w:g}" for m, w in zip(AUTO_MEMBERS, weights)) in out
     else:  # one config, Kaggle's scoring rerun: the probe, the projections, the plan
         assert "PREVIEW RUN" not in out and "[kaggle-t4] CPU: $ " in out
         assert "measured here over 1 training step," in out and "54,059 test rows, worst case" in out
