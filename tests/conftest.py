@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 from pathlib import Path
 
@@ -121,4 +122,14 @@ def write_competition(d: Path, train: pd.DataFrame, test: pd.DataFrame, sample: 
     if sample is None:
         sample = pd.DataFrame({"row_id": test["row_id"], "rule_violation": 0.5})
     sample.to_csv(d / "sample_submission.csv", index=False)
+    return d
+
+
+def fake_checkpoint(d: Path) -> Path:
+    """A well-formed, tiny checkpoint folder: what resolve_model and the start-up checks read; never loaded."""
+    d.mkdir(parents=True)
+    (d / "config.json").write_text('{"model_type": "bert"}')
+    header = json.dumps({"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}).encode()
+    (d / "model.safetensors").write_bytes(len(header).to_bytes(8, "little") + header + bytes(4))
+    (d / "vocab.txt").write_text("[PAD]\n")
     return d

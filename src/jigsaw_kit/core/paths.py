@@ -1,10 +1,10 @@
-"""Output locations checked before the work: a run must not train for hours and then fail to write.
-
-Used by the CLI and the Kaggle notebook for --output, --run-dir, --out and --output-dir.
+"""File-system helpers: output locations checked before the work (a run must not train for hours and then
+fail to write; the CLI and the notebook check --output, --run-dir, --out and --output-dir), and file hashes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -37,3 +37,12 @@ def check_writable(path: Path, what: str) -> None:
             f"{what} {path}: cannot write in {d} ({e.strerror or e}). Choose a writable location "
             "(on Kaggle, under /kaggle/working)."
         ) from None
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks (checkpoints run to gigabytes)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

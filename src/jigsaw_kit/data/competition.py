@@ -37,7 +37,6 @@ Bad input, and what happens to it (tests/test_data.py and tests/test_hostile.py 
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import logging
 import os
@@ -48,6 +47,7 @@ from pathlib import Path
 import pandas as pd
 
 from jigsaw_kit.core.errors import KitError
+from jigsaw_kit.core.paths import sha256_file
 
 log = logging.getLogger(__name__)
 COMPETITION = "jigsaw-agile-community-rules"
@@ -109,14 +109,6 @@ def locate_data_dir(data_dir: str | Path | None = None, kaggle_root: str | Path 
         + f"\nFix: pass --data-dir DIR with {', '.join(FILES)}; on Kaggle attach the competition "
         "to the notebook; elsewhere set Kaggle credentials (~/.kaggle/kaggle.json) with network access."
     )
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _not_utf8(path: Path) -> KitError:
@@ -342,4 +334,4 @@ def load_competition(data_dir: str | Path | None = None, kaggle_root: str | Path
             raise KitError(f"{paths[name]}: header only, no rows. Re-download it from the competition page.")
     train, test = frames["train.csv"], frames["test.csv"]
     sample = validate_submission_frame(_read_csv(paths["sample_submission.csv"]), test, paths["sample_submission.csv"])
-    return CompetitionData(train, test, sample, d, {f: _sha256(p) for f, p in paths.items()})
+    return CompetitionData(train, test, sample, d, {f: sha256_file(p) for f, p in paths.items()})
