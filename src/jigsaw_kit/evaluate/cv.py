@@ -24,6 +24,7 @@ from jigsaw_kit.core.config import Config
 from jigsaw_kit.core.metrics import summarize
 from jigsaw_kit.data.folds import LB_WEIGHTS, fold_training_rows, leaked_texts, make_folds, never_used_texts
 from jigsaw_kit.data.prep import apply_template
+from jigsaw_kit.evaluate import curve
 
 log = logging.getLogger(__name__)
 FIGURE_KEYS = ("mean_rule_auc", "pooled_auc", "log_loss", "accuracy", "f1")
@@ -45,7 +46,6 @@ def run_cv(
     (evaluate/curve.py); metrics gains `learning_curve` and work_dir `learning_curve_oof.csv`. The
     full-data point is the plain run, so oof, the headline and the report do not change.
     """
-    from jigsaw_kit.evaluate import curve
     from jigsaw_kit.pipeline import fit, predict
 
     fractions = tuple(sorted(set(fractions) | {1.0})) if fractions else (1.0,)
@@ -147,7 +147,6 @@ def _aggregate(fold_metrics: list[dict]) -> dict[str, Any]:
 
 def _curve_point(fraction: float, fold_metrics: list[dict], wall_time_s: float) -> dict[str, Any]:
     """One point of the learning curve: the fraction's headline, parts, per-rule figures and label counts."""
-    from jigsaw_kit.evaluate import curve
 
     agg = _aggregate(fold_metrics)
     rules = sorted({r for m in fold_metrics for r in m["rows_per_rule"]})
@@ -204,15 +203,12 @@ def write_cv(out_dir: Path, report_dir: Path, oof: pd.DataFrame, metrics: dict, 
     report = write_report(report_dir, oof, metrics, histories, title=title)
     if "learning_curve" in metrics:  # its own section and figure, after the full-data report
         from jigsaw_kit.core.atomic import atomic_path
-        from jigsaw_kit.evaluate import curve
 
         lc = metrics["learning_curve"]
         curve.plot(lc, Path(report_dir) / curve.FIGURE, title)
         text = report.read_text(encoding="utf-8") + "\n" + curve.markdown(lc)
         atomic_path(report, lambda t: t.write_text(text, encoding="utf-8"))
     else:  # a curve left by an earlier run in this folder would read as this run's
-        from jigsaw_kit.evaluate import curve
-
         (Path(report_dir) / curve.FIGURE).unlink(missing_ok=True)
         (Path(out_dir) / "learning_curve_oof.csv").unlink(missing_ok=True)
     return report
