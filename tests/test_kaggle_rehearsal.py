@@ -338,10 +338,10 @@ REHEARSALS = {
     "preview": {"JIGSAW_KIT_PREVIEW_STEPS": "2"},
     "rerun": {"JIGSAW_KIT_CONFIG": "kaggle-t4", "KAGGLE_IS_COMPETITION_RERUN": "True"},
 }
-# in plan order: the default, the embedding member, then fine-tunes strongest evidence first (ties: path order)
-AUTO_MEMBERS = ["cpu-contrastive", "cpu-hybrid-tiny-st", "kaggle-t4-qwen-lora-tiny-qwen-0.5b", "kaggle-t4-tiny-st"]
-AUTO_MEMBERS.append("kaggle-t4-tiny-bert")
-_RECIPES = ["cpu-contrastive", "cpu-hybrid-encoder", "kaggle-t4-qwen-lora", "kaggle-t4", "kaggle-t4"]
+# in plan order: the default, then fine-tunes strongest evidence first (ties: path order)
+# (the sentence encoder joins the default member as `encoders`: evidence.extra_encoders_help)
+AUTO_MEMBERS = ["cpu-contrastive", "kaggle-t4-qwen-lora-tiny-qwen-0.5b", "kaggle-t4-tiny-st", "kaggle-t4-tiny-bert"]
+_RECIPES = ["cpu-contrastive-encoders", "kaggle-t4-qwen-lora", "kaggle-t4", "kaggle-t4"]
 AUTO_WEIGHTS = {m: evidence.evidence(r)["weight"] for m, r in zip(AUTO_MEMBERS, _RECIPES)}
 
 
