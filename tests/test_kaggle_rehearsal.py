@@ -499,7 +499,10 @@ def test_notebook_rehearsal_offline_in_a_stand_in_kaggle_image(tmp_path, monkeyp
             assert f"[{name}] CPU: $ " in out, name
         assert "--set max_steps=2" in out and "2 encoder-tuning steps (PREVIEW)" in out
         assert "PREVIEW, 2 training steps, no probe" in out and "no GPU seen, so precision auto" in out
-        assert "evidence: lb-proxy 0.859 here" in out and "evidence: lb-proxy not measured here" in out
+        assert (
+            "evidence: lb-proxy 0.860 here (with all-mpnet-base-v2)" in out
+            and "evidence: lb-proxy not measured here" in out
+        )
         assert "steps           2" in (working / "jigsaw-kit" / "kaggle-t4-tiny-bert.log").read_text()
         members = [working / "jigsaw-kit" / m / "submission.csv" for m in AUTO_MEMBERS]
         assert all(p.is_file() for p in members)
