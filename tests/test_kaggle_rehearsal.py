@@ -340,9 +340,14 @@ REHEARSALS = {
 }
 # in plan order: the default, then fine-tunes strongest evidence first (ties: path order)
 # (the sentence encoder joins the default member as `encoders`: evidence.extra_encoders_help)
-AUTO_MEMBERS = ["cpu-contrastive", "kaggle-t4-qwen-lora-tiny-qwen-0.5b", "kaggle-t4-tiny-st", "kaggle-t4-tiny-bert"]
-_RECIPES = ["cpu-contrastive-encoders", "kaggle-t4-qwen-lora", "kaggle-t4", "kaggle-t4"]
-AUTO_WEIGHTS = {m: evidence.evidence(r)["weight"] for m, r in zip(AUTO_MEMBERS, _RECIPES)}
+AUTO_RECIPES = {  # member -> its entry in the evidence table, whose weight the blend must use
+    "cpu-contrastive": "cpu-contrastive-encoders",
+    "kaggle-t4-qwen-lora-tiny-qwen-0.5b": "kaggle-t4-qwen-lora",
+    "kaggle-t4-tiny-st": "kaggle-t4",
+    "kaggle-t4-tiny-bert": "kaggle-t4",
+}
+AUTO_MEMBERS = list(AUTO_RECIPES)
+AUTO_WEIGHTS = {m: evidence.evidence(r)["weight"] for m, r in AUTO_RECIPES.items()}
 
 
 def _attach_tiny_checkpoints(inp: Path) -> None:

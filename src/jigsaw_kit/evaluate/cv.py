@@ -147,7 +147,6 @@ def _aggregate(fold_metrics: list[dict]) -> dict[str, Any]:
 
 def _curve_point(fraction: float, fold_metrics: list[dict], wall_time_s: float) -> dict[str, Any]:
     """One point of the learning curve: the fraction's headline, parts, per-rule figures and label counts."""
-
     agg = _aggregate(fold_metrics)
     rules = sorted({r for m in fold_metrics for r in m["rows_per_rule"]})
     counts = {r: _nanmean([m["rows_per_rule"].get(r, 0) for m in fold_metrics]) for r in rules}
