@@ -18,11 +18,12 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from jigsaw_kit import __version__
 from jigsaw_kit.core.errors import KitError
 from jigsaw_kit.kaggle.wheels import (
+    BUNDLE_PYTHONS,
     IMAGE_ASSUMED,
     KAGGLE_PLATFORM,
     KAGGLE_PLATFORMS,
@@ -35,9 +36,6 @@ from jigsaw_kit.kaggle.wheels import (
     canonical_name,
 )
 
-if TYPE_CHECKING:  # annotations only: importing these at runtime would pull pandas into `jigsaw-kit --help`
-    pass
-
 
 @dataclass
 class BundleReport:
@@ -45,6 +43,7 @@ class BundleReport:
     model_dir: Path
     wheels: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @staticmethod
     def _size(d: Path) -> int:
@@ -53,8 +52,10 @@ class BundleReport:
     def lines(self) -> list[str]:
         out = [f"{self.wheels_dir} ({_mb(self._size(self.wheels_dir))}):"]
         for w in sorted(self.wheels, key=lambda w: -w["bytes"]):
-            how = "pinned" if w["pinned"] else "fallback"
-            out.append(f"  {_mb(w['bytes']):>9}  {w['file']}  [{how}]")
+            how = f"requirements.txt: {w['name']}{w['need']}" if w["direct"] else "fallback"
+            more = f" (+{len(w['files']) - 1} for other Pythons)" if len(w["files"]) > 1 else ""
+            out.append(f"  {_mb(w['bytes']):>9}  {w['file']}{more}  [{how}]")
+        out += [f"  warning: {w}" for w in self.warnings]
         if self.skipped:
             out.append(f"  not bundled (the image must provide them): {', '.join(self.skipped)}")
         out.append(f"{self.model_dir} ({_mb(self._size(self.model_dir))})")
@@ -119,13 +120,41 @@ def _wheel_key(filename: str) -> tuple[str, str] | None:
     return canonical_name(name), str(version)
 
 
-def _find_wheel(d: Path | None, name: str, version: str) -> Path | None:
+def _wheels_of(d: Path | None, name: str, version: str) -> list[Path]:
+    """Every wheel file of name==version in d (one per Python where the wheel is version-specific)."""
     if d is None or not d.is_dir():
-        return None
-    for p in sorted(d.glob("*.whl")):
-        if _wheel_key(p.name) == (canonical_name(name), version):
-            return p
-    return None
+        return []
+    return [p for p in sorted(d.glob("*.whl")) if _wheel_key(p.name) == (canonical_name(name), version)]
+
+
+def _find_wheel(d: Path | None, name: str, version: str) -> Path | None:
+    found = _wheels_of(d, name, version)
+    return found[0] if found else None
+
+
+def installs_on(filename: str, python: str) -> bool:
+    """Whether pip on CPython `python` (e.g. "3.12"), Linux x86_64 with glibc 2.35, would take this wheel."""
+    from packaging.utils import parse_wheel_filename
+
+    want = int(python.replace(".", "")[1:])  # "3.12" -> 12
+    platforms = {"any", *KAGGLE_PLATFORMS}
+    for tag in parse_wheel_filename(filename)[3]:
+        if tag.platform not in platforms:
+            continue
+        m = re.fullmatch(r"(cp|py)3(\d*)", tag.interpreter)
+        if m is None:
+            continue
+        minor = int(m.group(2)) if m.group(2) else None
+        if tag.abi == "abi3" or (m.group(1) == "py" and tag.abi == "none"):
+            if minor is None or minor <= want:  # abi3 / py3x: this Python and every later one
+                return True
+        elif minor == want:
+            return True
+    return False
+
+
+def _pythons_covered(files: Sequence[Path]) -> list[str]:
+    return [py for py in BUNDLE_PYTHONS if any(installs_on(f.name, py) for f in files)]
 
 
 def tested_version(name: str) -> str:
@@ -141,13 +170,33 @@ def tested_version(name: str) -> str:
         ) from None
 
 
-def pip_download_command(specs: Sequence[str], dest: Path) -> list[str]:
-    """Wheels for Kaggle's interpreter/platform, whatever this machine is; --no-deps: the list is explicit."""
+def pip_download_command(specs: Sequence[str], dest: Path, python: str = KAGGLE_PYTHON) -> list[str]:
+    """Wheels for one of Kaggle's interpreters and its platform, whatever this machine is; --no-deps: the list is
+    explicit."""
     return [
         sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-        "--python-version", KAGGLE_PYTHON, "--implementation", "cp", "--abi", "cp" + KAGGLE_PYTHON.replace(".", ""),
+        "--python-version", python, "--implementation", "cp", "--abi", "cp" + python.replace(".", ""),
         *(f"--platform={p}" for p in KAGGLE_PLATFORMS), "-d", str(dest), *specs,
     ]  # fmt: skip
+
+
+def kit_requirements(kit_wheel: Path) -> dict[str, str]:
+    """{canonical name: specifier} of the kit's own requirements, read from the wheel being shipped (its
+    pyproject ranges): what "too old" means when the notebook installs."""
+    import zipfile
+
+    from packaging.requirements import Requirement
+
+    with zipfile.ZipFile(kit_wheel) as z:
+        meta = next((n for n in z.namelist() if n.endswith(".dist-info/METADATA")), None)
+        text = z.read(meta).decode("utf-8") if meta else ""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        if line.startswith("Requires-Dist:"):
+            req = Requirement(line.split(":", 1)[1].strip())
+            if req.marker is None:
+                out[canonical_name(req.name)] = str(req.specifier)
+    return out
 
 
 def _checkpoint_license(model: Path) -> str:
@@ -164,69 +213,112 @@ def _write_json(path: Path, obj: Any) -> None:
     path.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
 
 
-def _collect_wheels(
-    dest: Path, wheel_dir: Path | None, download: bool, kit_only: bool, log: Callable[[str], None]
-) -> tuple[list[dict[str, Any]], list[str]]:
-    """The kit's wheel and KAGGLE_WHEELS at their tested versions into dest; (entries, names not bundled)."""
-    entries: list[dict[str, Any]] = []
+def _kit_wheel(dest: Path, wheel_dir: Path | None) -> Path:
     # The kit's wheel is always built from the sources when they are here: a cached wheel of the same
     # version could silently carry old code into a submission.
     if source_root() is not None:
-        kit = build_kit_wheel(dest)
-    else:
-        found = _find_wheel(Path(wheel_dir) if wheel_dir else None, "jigsaw-kit", __version__)
-        if found is None:
-            raise KitError(f"no kit sources here and no jigsaw_kit-{__version__} wheel in --wheel-dir.")
-        kit = Path(shutil.copy2(found, dest))
-    entries.append(
-        {"name": "jigsaw-kit", "version": __version__, "file": kit.name, "pinned": True, "reason": "the kit"}
-    )
-    log(f"bundle: kit wheel {kit.name}")
+        return build_kit_wheel(dest)
+    found = _find_wheel(Path(wheel_dir) if wheel_dir else None, "jigsaw-kit", __version__)
+    if found is None:
+        raise KitError(f"no kit sources here and no jigsaw_kit-{__version__} wheel in --wheel-dir.")
+    return Path(shutil.copy2(found, dest))
 
-    skipped: list[str] = []
+
+def _download(todo: list[str], dest: Path, python: str, log: Callable[[str], None]) -> str:
+    """pip download for one Python; '' on success, else pip's last words."""
+    log(f"bundle: pip download {len(todo)} wheel(s) for Python {python}, {KAGGLE_PLATFORM} or older")
+    r = subprocess.run(pip_download_command(todo, dest, python), capture_output=True, text=True)
+    return "" if r.returncode == 0 else (r.stderr or r.stdout)[-1500:]
+
+
+def download_wheels(dest: Path, log: Callable[[str], None] = print) -> list[str]:
+    """KAGGLE_WHEELS at their tested versions for every Python of BUNDLE_PYTHONS into dest (a cache for
+    `bundle --wheel-dir` and the rehearsal, made by `make setup`); returns the warnings."""
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    specs = [f"{w.name}=={tested_version(w.name)}" for w in KAGGLE_WHEELS]
+    warnings = []
+    for python in BUNDLE_PYTHONS:
+        failed = _download(specs, dest, python, log)
+        if failed and python == KAGGLE_PYTHON:
+            raise KitError(f"pip download for Python {python} failed:\n{failed}")
+        if failed:
+            warnings += [spec for spec in specs if _download([spec], dest, python, lambda s: None)]
+    return warnings
+
+
+def _collect_wheels(
+    dest: Path, wheel_dir: Path | None, download: bool, kit_only: bool, log: Callable[[str], None]
+) -> tuple[list[dict[str, Any]], list[str], list[str]]:
+    """The kit's wheel and KAGGLE_WHEELS at their tested versions into dest, for every Python of BUNDLE_PYTHONS;
+    (entries, names not bundled, warnings). A wheel missing for KAGGLE_PYTHON is an error; for the others a warning."""
+    kit = _kit_wheel(dest, wheel_dir)
+    ranges = kit_requirements(kit)
+    entries: list[dict[str, Any]] = [
+        {"name": "jigsaw-kit", "version": __version__, "file": kit.name, "files": [kit.name], "direct": True,
+         "need": f"=={__version__}", "reason": "the kit"},
+    ]  # fmt: skip
+    log(f"bundle: kit wheel {kit.name}")
     if kit_only:
-        skipped = [w.name for w in KAGGLE_WHEELS]
-    else:
-        wanted = [(w, tested_version(w.name)) for w in KAGGLE_WHEELS]
-        todo = []
-        for w, v in wanted:
-            found = _find_wheel(Path(wheel_dir) if wheel_dir else None, w.name, v)
-            if found is not None:
-                shutil.copy2(found, dest / found.name)
-            else:
-                todo.append(f"{w.name}=={v}")
+        return entries, [w.name for w in KAGGLE_WHEELS], []
+    wanted = [(w, tested_version(w.name)) for w in KAGGLE_WHEELS]
+    src = Path(wheel_dir) if wheel_dir else None
+    for w, v in wanted:
+        for f in _wheels_of(src, w.name, v):
+            shutil.copy2(f, dest / f.name)
+    for python in BUNDLE_PYTHONS:
+        todo = [f"{w.name}=={v}" for w, v in wanted if python not in _pythons_covered(_wheels_of(dest, w.name, v))]
         if todo and download:
-            log(f"bundle: pip download {len(todo)} wheel(s) for Python {KAGGLE_PYTHON}, {KAGGLE_PLATFORM} or older")
-            r = subprocess.run(pip_download_command(todo, dest), capture_output=True, text=True)
-            if r.returncode != 0:
+            failed = _download(todo, dest, python, log)
+            if failed and python == KAGGLE_PYTHON:
                 raise KitError(
-                    f"pip download failed (network? platform wheel missing?):\n{(r.stderr or r.stdout)[-1500:]}\n"
+                    f"pip download failed (network? platform wheel missing?):\n{failed}\n"
                     "Fix: fetch the wheels elsewhere into a folder and pass --wheel-dir DIR --no-download."
                 )
-        missing = []
-        for w, v in wanted:
-            found = _find_wheel(dest, w.name, v)
-            if found is None:
-                missing.append(f"{w.name}=={v}")
-                continue
-            entries.append({"name": w.name, "version": v, "file": found.name, "pinned": w.pinned, "reason": w.reason})
-        if missing:
-            raise KitError(
-                f"no wheel for {', '.join(missing)} in --wheel-dir{'' if download else ' (and --no-download)'}. "
-                f"Fetch them with: python {' '.join(pip_download_command(missing, Path('WHEEL_DIR'))[1:])}"
-            )
+            if failed:  # one by one: a package without a wheel for that Python must not cost the others
+                for spec in todo:
+                    _download([spec], dest, python, lambda s: None)
+    missing, warnings = [], []
+    for w, v in wanted:
+        files = _wheels_of(dest, w.name, v)
+        covered = _pythons_covered(files)
+        if KAGGLE_PYTHON not in covered:
+            missing.append(f"{w.name}=={v}")
+            continue
+        warnings += [f"no {w.name}=={v} wheel for Python {py}" for py in BUNDLE_PYTHONS if py not in covered]
+        from packaging.specifiers import SpecifierSet
+
+        need = ranges.get(canonical_name(w.name), "") if w.direct else ""
+        if w.direct and need and not SpecifierSet(need).contains(v):
+            raise KitError(f"{w.name}=={v} (tested here) is outside the kit's own range {need}: fix pyproject.toml.")
+        entries.append(
+            {"name": w.name, "version": v, "file": next(f.name for f in files if installs_on(f.name, KAGGLE_PYTHON)),
+             "files": [f.name for f in files], "pythons": covered, "direct": w.direct, "need": need,
+             "reason": w.reason}
+        )  # fmt: skip
+    if missing:
+        cmd = pip_download_command(missing, Path("WHEEL_DIR"))
+        raise KitError(
+            f"no Python {KAGGLE_PYTHON} wheel for {', '.join(missing)} in --wheel-dir"
+            f"{'' if download else ' (and --no-download)'}. Fetch them with: python {' '.join(cmd[1:])}"
+        )
     for e in entries:
-        e["bytes"] = (dest / e["file"]).stat().st_size
-    return entries, skipped
+        e["bytes"] = sum((dest / f).stat().st_size for f in e["files"])
+    return entries, [], warnings
 
 
-def _write_wheels_metadata(dest: Path, entries: list[dict[str, Any]], skipped: list[str], username: str) -> None:
-    pins = [f"{e['name']}=={e['version']}" for e in entries if e["pinned"]]
+def _write_wheels_metadata(
+    dest: Path, entries: list[dict[str, Any]], skipped: list[str], username: str, warnings: list[str]
+) -> None:
+    direct = [f"{e['name']}{e['need']}" for e in entries[1:] if e["direct"]]
     (dest / "requirements.txt").write_text(
-        "# The notebook runs: pip install --no-index --find-links <this folder> -r requirements.txt\n"
-        "# Pinned: the versions the kit was tested with. The other wheels here are fallbacks pip takes\n"
-        "# only when the Kaggle image's copy is missing or too old (see jigsaw_kit/kaggle/wheels.py KAGGLE_WHEELS).\n"
-        + "\n".join(pins)
+        "# The notebook (kaggle/safety_net.py install) runs, with torch held at the image's version:\n"
+        "#   pip install --no-index --find-links <this folder> --no-deps jigsaw_kit-*.whl\n"
+        "#   pip install --no-index --find-links <this folder> -r requirements.txt\n"
+        "# Ranges, not pins: the kit's own floors (pyproject.toml). pip installs a wheel from here only where the\n"
+        "# image lacks the package or has it older than the range (or than an installed package needs); the other\n"
+        "# wheels here are those needs (see jigsaw_kit/kaggle/wheels.py KAGGLE_WHEELS).\n"
+        + "\n".join(direct)
         + "\n",
         encoding="utf-8",
     )
@@ -235,9 +327,11 @@ def _write_wheels_metadata(dest: Path, entries: list[dict[str, Any]], skipped: l
         {
             "kit_version": __version__,
             "python": KAGGLE_PYTHON,
+            "pythons": list(BUNDLE_PYTHONS),
             "platform": KAGGLE_PLATFORM,
             "wheels": entries,
             "not_bundled": skipped,
+            "warnings": warnings,
             "image_assumed": IMAGE_ASSUMED,
         },
     )
@@ -247,9 +341,9 @@ def _write_wheels_metadata(dest: Path, entries: list[dict[str, Any]], skipped: l
             "title": "jigsaw-kit wheels",
             "id": f"{username}/{WHEELS_DATASET}",
             "licenses": [{"name": "other"}],
-            "description": "jigsaw-kit and the dependency wheels the Kaggle image lacks, for offline "
-            "`pip install --no-index`. Each wheel keeps its own license. Contents: "
-            + ", ".join(e["file"] for e in entries),
+            "description": "jigsaw-kit and the dependency wheels the Kaggle image may lack, for offline "
+            "`pip install --no-index` (CPython 3.12; 3.11 and 3.13 where a wheel is version-specific). Each wheel "
+            "keeps its own license. Contents: " + ", ".join(f for e in entries for f in e["files"]),
         },
     )
 
@@ -281,11 +375,11 @@ def bundle(
     shutil.rmtree(wheels_tmp, ignore_errors=True)
     wheels_tmp.mkdir()
     try:
-        entries, skipped = _collect_wheels(wheels_tmp, wheel_dir, download, kit_only, log)
+        entries, skipped, warnings = _collect_wheels(wheels_tmp, wheel_dir, download, kit_only, log)
     except BaseException:
         shutil.rmtree(wheels_tmp, ignore_errors=True)
         raise
-    _write_wheels_metadata(wheels_tmp, entries, skipped, username)
+    _write_wheels_metadata(wheels_tmp, entries, skipped, username, warnings)
     shutil.rmtree(wheels_final, ignore_errors=True)
     wheels_tmp.rename(wheels_final)
 
@@ -304,4 +398,5 @@ def bundle(
     )
     shutil.rmtree(model_final, ignore_errors=True)
     model_tmp.rename(model_final)
-    return BundleReport(wheels_final, model_final, entries, skipped)
+    return BundleReport(wheels_final, model_final, entries, skipped, warnings)
+

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jigsaw_kit.core.errors import KitError
+from jigsaw_kit.kaggle.safety_net import PREVIEW_MAX_TEST_ROWS
 
 if TYPE_CHECKING:  # annotations only: keep pandas out of `jigsaw-kit --help`
     from jigsaw_kit.data.dataset import Processed
@@ -32,7 +33,6 @@ if TYPE_CHECKING:  # annotations only: keep pandas out of `jigsaw-kit --help`
 DEFAULT_MEMBERS: tuple[tuple[str, dict[str, Any], float], ...] = (("kaggle-t4", {}, 1.0), ("cpu-contrastive", {}, 1.0))
 
 
-PREVIEW_MAX_TEST_ROWS = 1000  # the public test.csv has 10 rows, the hidden one 54,059
 PREVIEW_STEPS = 5  # a fine-tune's training steps on the preview: enough to prove the path end to end
 BASE_ENCODER = "all-mpnet-base-v2"  # fine-tunes use it instead of the default MiniLM when its dataset is attached
 
@@ -109,6 +109,34 @@ def visible_gpus(cuda_at_start: str | None, nvidia_smi: Callable[[], str | None]
     return [str(i) for i, _ in enumerate(x for x in listing.splitlines() if x.startswith("GPU "))]
 
 
+def gpu_cards(query: Callable[[], str | None] | None = None) -> list[tuple[str, str, float]] | None:
+    """(index, name, compute capability) of each GPU from `nvidia-smi` (CUDA stays cold); None: nvidia-smi is
+    missing or too old to report compute_cap."""
+    text = (query or _nvidia_smi_cards)()
+    if text is None:
+        return None
+    cards = []
+    for line in text.strip().splitlines():
+        parts = [x.strip() for x in line.split(",")]
+        try:
+            cards.append((parts[0], parts[1], float(parts[2])))
+        except (IndexError, ValueError):
+            return None
+    return cards
+
+
+def _nvidia_smi_cards() -> str | None:
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return None
+    cmd = [exe, "--query-gpu=index,name,compute_cap", "--format=csv,noheader"]
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return r.stdout if r.returncode == 0 else None
+
+
 def _nvidia_smi_listing() -> str | None:
     exe = shutil.which("nvidia-smi")
     if exe is None:
@@ -146,10 +174,6 @@ def assign_devices(uses: Sequence[str], gpus: Sequence[str]) -> list[str | None]
             devices[i] = g
             load[g] += 1
     return devices
-
-
-def env_flag(env: Mapping[str, str], key: str) -> bool:
-    return env.get(key, "").strip().lower() not in ("", "0", "false", "no")
 
 
 def is_preview(test_rows: int, rerun: bool, full_on_preview: bool = False) -> bool:

@@ -47,10 +47,10 @@ from jigsaw_kit.kaggle.members import (
     DEFAULT_MEMBERS,
     PREVIEW_STEPS,
     Member,
-    env_flag,
     members_from_env,
     parse_members,
 )
+from jigsaw_kit.kaggle.safety_net import FAILURE_POLICIES, env_flag, keeps_going
 from jigsaw_kit.kaggle.wheels import MODEL_DATASET_PREFIX, MODEL_MARKER
 from jigsaw_kit.methods import method_class
 
@@ -73,7 +73,7 @@ def _env_float(env: Mapping[str, str], key: str, default: float) -> float:
 
 FAST_MEMBER = "tfidf-lr"  # seconds on the public files, about a minute on the hidden test: submission.csv first
 GUARD_HOURS = 11.5  # of Kaggle's 12 h: stop the members and keep the best finished blend
-FAILURE_POLICIES = ("auto", "drop", "fail")
+MIN_CAPABILITY = 7.0  # the T4 is sm_75; the image's torch dropped sm_60 (P100)
 
 
 @dataclass(frozen=True)
@@ -97,6 +97,9 @@ class NotebookSettings:
     run_type: str = ""  # KAGGLE_KERNEL_RUN_TYPE: "Interactive" in the editor, "Batch" for saved versions
     auto: tuple[str, ...] = ()  # MEMBERS = "auto": what was found under input_root (discover.describe)
     unusable: tuple[tuple[str, str], ...] = ()  # (folder, why) of attached checkpoints that cannot be read
+    broken: tuple[tuple[str, str], ...] = ()  # (module, why) the install cell's import check could not import
+    gpu_refused: str = ""  # why the GPUs cannot be used (a P100 under the image's torch); GPU members are dropped
+    bf16: bool = False  # every GPU has fast bf16 (sm_80+): fp16 configs run bf16 there
 
     @classmethod
     def from_env(
@@ -106,10 +109,11 @@ class NotebookSettings:
         env: Mapping[str, str] | None = None,
         members: Any = None,
         full_on_preview: bool = False,
+        stack: Mapping[str, str | None] | None = None,
     ) -> NotebookSettings:
         """members (the notebook's MEMBERS: a list, or "auto" for one member per attached checkpoint) or one
         config + overrides; JIGSAW_KIT_CONFIG (one member) or JIGSAW_KIT_MEMBERS ("cfg[:weight],..." or "auto")
-        replace them."""
+        replace them. stack: the install cell's import check ({module: None or why it failed})."""
         env = os.environ if env is None else env
         steps = env.get("JIGSAW_KIT_MAX_STEPS", "").strip()
         input_root = Path(env.get("JIGSAW_KIT_KAGGLE_INPUT", "").strip() or "/kaggle/input")
@@ -153,6 +157,7 @@ class NotebookSettings:
             run_type=env.get("KAGGLE_KERNEL_RUN_TYPE", "").strip(),
             auto=auto,
             unusable=unusable,
+            broken=tuple((m, why) for m, why in (stack or {}).items() if why),
         )
 
     @property
@@ -183,7 +188,31 @@ class NotebookSettings:
             f"{fast}; on a member's failure: {self.on_failure} (auto: drop it on the hidden rerun, fail elsewhere)",
             f"input {self.input_root}, working {self.working}, rerun {self.rerun}, run type {self.run_type or '?'}",
         ]
+        lines += [f"cannot import {m}: {why} (members that need it are dropped)" for m, why in self.broken]
         return "\n".join(lines)
+
+    def with_accelerator(self, gpus: list[str], cards: list[tuple[str, str, float]] | None) -> tuple[
+        NotebookSettings, list[str]
+    ]:
+        """The GPUs the members may use, by what `nvidia-smi` says of each card (cards: (index, name, compute
+        capability); None: unknown). The image's torch no longer runs on a P100 (sm_60; Kaggle/docker-python
+        82c5c43): refused at start with the fix, or on the hidden rerun its GPU members dropped and the rest on
+        the CPU. Cards that all have fast bf16 (sm_80+) run fp16 configs in bf16."""
+        mine = [c for c in (cards or []) if c[0] in gpus] if gpus else []
+        old = [f"GPU {i} {name} (sm_{cap * 10:.0f})" for i, name, cap in mine if cap < MIN_CAPABILITY]
+        if old:
+            why = (
+                f"{', '.join(old)}: Kaggle's image ships a torch that no longer runs on cards older than sm_"
+                f"{MIN_CAPABILITY * 10:.0f} (Kaggle/docker-python 82c5c43, 2026-03-19). In the notebook's settings, "
+                "Accelerator -> GPU T4 x2"
+            )
+            keep_going = keeps_going(self.rerun, None, self.run_type, self.on_failure)
+            if not keep_going:
+                raise KitError(why + ".")
+            print(f"FALLBACK: {why}; members that need a GPU are dropped, the others run on the CPU")
+            return dataclasses.replace(self, gpu_refused=why), []
+        bf16 = bool(mine) and len(mine) == len(gpus) and all(cap >= 8.0 for _, _, cap in mine)
+        return dataclasses.replace(self, bf16=bf16), gpus
 
 
 class StageLog:

@@ -26,7 +26,6 @@ from jigsaw_kit.kaggle.budget import RESERVE_S, Contender, apply_plan, choose_wi
 from jigsaw_kit.kaggle.bundling import slug
 from jigsaw_kit.kaggle.members import (
     BASE_ENCODER,
-    PREVIEW_MAX_TEST_ROWS,
     Member,
     MemberRun,
     assign_devices,
@@ -48,6 +47,7 @@ from jigsaw_kit.kaggle.notebook import (
     report_plan,
     run_workload,
 )
+from jigsaw_kit.kaggle.safety_net import keeps_going
 from jigsaw_kit.kaggle.wheels import MODEL_DATASET_PREFIX
 from jigsaw_kit.methods import method_class
 
@@ -57,16 +57,9 @@ if TYPE_CHECKING:
 
 
 def drops_failures(settings: NotebookSettings, test_rows: int) -> bool:
-    """True where a failing member is dropped rather than failing the notebook: the hidden rerun.
-
-    Kaggle's rerun flag, or (should it be missing) a hidden-size test file outside the interactive editor.
-    JIGSAW_KIT_ON_FAILURE=drop|fail decides instead when set.
-    """
-    if settings.on_failure in ("drop", "fail"):
-        return settings.on_failure == "drop"
-    if settings.rerun:
-        return True
-    return test_rows >= PREVIEW_MAX_TEST_ROWS and settings.run_type.lower() != "interactive"
+    """True where a failing member is dropped rather than failing the notebook: the hidden rerun (safety_net.py's
+    policy, which the notebook's first cell follows too)."""
+    return keeps_going(settings.rerun, test_rows, settings.run_type, settings.on_failure)
 
 
 def _policy(keep_going: bool) -> str:
@@ -114,11 +107,19 @@ def _checked(settings: NotebookSettings, keep_going: bool) -> tuple[list[tuple[M
         if not keep_going:
             raise KitError(f"attached checkpoint {folder}: {why}")
         print(f"DROPPED: the attached checkpoint {folder}: {why}")
+    broken = dict(settings.broken)
     for m in settings.members:
         method = "?"
         try:
             cfg = member_config(m, settings, base)
             method = cfg.method
+            cant = [f"{mod} ({broken[mod]})" for mod in method_class(cfg.method).imports(cfg) if mod in broken]
+            if cant:
+                why = f"its stack cannot import: {'; '.join(cant)} (see the install cell)"
+                dropped.append(_drop_or_raise(keep_going, _dropped(m, settings, why, method)))
+                continue
+            if method_class(cfg.method).gpu == "needs" and settings.gpu_refused:
+                raise KitError(settings.gpu_refused)
             verify_inputs(cfg)
         except KitError as e:
             dropped.append(_drop_or_raise(keep_going, _dropped(m, settings, f"unusable input: {e}", method)))
@@ -183,6 +184,10 @@ def plan_members(settings: NotebookSettings, processed: Processed, gpus: list[st
             overrides["precision"] = "auto"
             cfg = dataclasses.replace(cfg, precision="auto")
             cpu = "; no GPU seen, so precision auto (fp32) instead of fp16"
+        elif gpus and settings.bf16 and cfg.precision == "fp16":  # fp16 is for the T4; bf16 does not overflow
+            overrides["precision"] = "bf16"
+            cfg = dataclasses.replace(cfg, precision="bf16")
+            cpu = "; every GPU runs fast bf16 (sm_80+), so bf16 instead of fp16"
         run = MemberRun(m, cfg.method, dev, model, overrides, settings.run_root / m.name, first=first, blend=blend)
         runs.append(run)
         entry = evidence.evidence(m.evidence_key)

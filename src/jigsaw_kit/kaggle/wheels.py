@@ -1,7 +1,19 @@
-"""What the Kaggle image is assumed to hold, and which wheels the bundle carries: ONE place.
+"""What the Kaggle image holds, and which wheels the bundle carries: ONE place.
 
-A test (tests/test_kaggle_rehearsal.py) walks the installed metadata through `unaccounted_requirements`
-and fails when a new dependency is neither bundled nor assumed in the image.
+Facts, read from Kaggle's own image definition (github.com/Kaggle/docker-python, commit 78aaa43, 2026-08-12;
+re-read it before relying on one, the image moves), with the commit that says each:
+- Python 3.12 (4ae73d1, 2025-12-12, "Upgrade to Python 3.12"): packages live in /usr/local/lib/python3.12/dist-packages,
+  so a cp311 wheel does not install there; py3-none-any and abi3 wheels do.
+- The base is Google Colab's runtime (Dockerfile.tmpl FROM .../colab-images/public/runtime:...20260514...); its
+  torch (a CUDA build), tensorflow and jax are frozen, then kaggle_requirements.txt is installed with uv. That file
+  asks for transformers>=5.0.0, datasets>=2.14.6 and kagglehub>=0.4.2; it does not name sentence-transformers, peft,
+  accelerate or pyarrow, whose presence and versions come from the Colab base and are unknown here.
+- The image's torch no longer runs on a P100 (82c5c43, 2026-03-19, "...no longer works on P100s / cuda sm_60").
+
+So the bundle assumes "present, version unknown" for everything but torch: the notebook installs only what the image
+lacks or has older than the kit's own floors (its pyproject ranges), from wheels for CPython 3.12 and, where a wheel
+is version-specific, 3.11 and 3.13 too. A test (tests/test_kaggle_rehearsal.py) walks the installed metadata through
+`unaccounted_requirements` and fails when a new dependency is neither bundled nor assumed in the image.
 """
 
 from __future__ import annotations
@@ -9,15 +21,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # annotations only: importing these at runtime would pull pandas into `jigsaw-kit --help`
-    pass
-
-
-KAGGLE_PYTHON = "3.11"  # assumption: the GPU image's interpreter (cp311 wheels)
-# Assumption: the image is Ubuntu 22.04 (glibc 2.35). pip download does not expand a manylinux tag to the
-# older ones a glibc-2.35 system also runs, so every one is listed (plus the legacy aliases).
+KAGGLE_PYTHON = "3.12"  # the image's interpreter (docker-python 4ae73d1)
+# Version-specific wheels are bundled for these too, so the next image change (or an older image) still installs.
+BUNDLE_PYTHONS = (KAGGLE_PYTHON, "3.11", "3.13")
+# The Colab base is Ubuntu 22.04 (glibc 2.35). pip download does not expand a manylinux tag to the older ones a
+# glibc-2.35 system also runs, so every one is listed (plus the legacy aliases).
 KAGGLE_PLATFORM = "manylinux_2_35_x86_64"
 KAGGLE_PLATFORMS = (
     *(f"manylinux_2_{minor}_x86_64" for minor in range(35, 4, -1)),
@@ -34,34 +43,36 @@ USERNAME_PLACEHOLDER = "USERNAME"
 @dataclass(frozen=True)
 class Wheel:
     name: str
-    pinned: bool  # True: installed at exactly the version tested here, even over the image's copy
+    direct: bool  # True: named in requirements.txt with the kit's own range; False: only as another wheel's need
     reason: str
 
 
-# pinned=False wheels are fallbacks: pip takes one only when the image's copy is missing or too old for
-# a pinned package's requirement, so carrying an unneeded one costs disk, never a changed environment.
+# Every wheel is a fallback: pip installs one only where the image's copy is missing or older than what the kit
+# (direct=True: its pyproject range) or an installed package asks for, so carrying an unneeded one costs disk,
+# never a changed environment.
 KAGGLE_WHEELS: tuple[Wheel, ...] = (
     Wheel(
         "transformers",
         True,
-        "the kit needs transformers>=5 (Trainer's train_sampling_strategy, processing_class, ratio warmup_steps); "
-        "assumption: the image still ships 4.x",
+        "the kit needs transformers>=5.2 (5.0 and 5.1 lack TrainingArguments.train_sampling_strategy); the image "
+        "asks for >=5.0.0 (kaggle_requirements.txt), so an image built on 5.0/5.1 takes this one",
     ),
-    Wheel("tokenizers", True, "transformers 5 pins tokenizers to a newer minor than the image's 4.x-era copy"),
-    Wheel("huggingface-hub", True, "transformers 5 and datasets need huggingface-hub>=1.31; the image has 0.x"),
-    Wheel("safetensors", True, "transformers 5 needs safetensors>=0.8"),
+    Wheel("tokenizers", False, "transformers 5 pins a narrow tokenizers range; needed with a bundled transformers"),
+    Wheel("huggingface-hub", False, "transformers 5 and datasets 5 need huggingface-hub>=1.3; needed with them"),
+    Wheel("safetensors", False, "transformers 5 needs a recent safetensors"),
     Wheel(
         "datasets",
         True,
-        "the Trainer recipe builds a datasets.Dataset; the image's datasets (3.x/4.x) predates huggingface-hub>=1 and "
-        "would break on import once hub is upgraded",
+        "the Trainer recipe builds a datasets.Dataset; datasets 3.x/4.x predate huggingface-hub>=1 and break on import "
+        "once hub is upgraded (kaggle_requirements.txt only asks for >=2.14.6)",
     ),
-    Wheel("accelerate", True, "the Trainer of transformers 5 drives accelerate's newer API; pin the tested pair"),
-    Wheel("peft", True, "LoRA for decoder backbones (transformer/modeling.py); the image's peft is too old"),
+    Wheel("accelerate", True, "the Trainer of transformers 5 drives accelerate; not named by kaggle_requirements.txt"),
+    Wheel("peft", True, "LoRA for decoder backbones (transformer/modeling.py); not named by kaggle_requirements.txt"),
     Wheel(
         "sentence-transformers",
         True,
-        "the contrastive method's losses and trainer; 6.x is the line built on transformers 5 (the image's is older)",
+        "the contrastive method's losses and trainer; 6.x is the line built on transformers 5; not named by "
+        "kaggle_requirements.txt",
     ),
     Wheel("hf-xet", False, "huggingface-hub 2 requires hf-xet>=1.6 on x86_64"),
     Wheel("httpx2", False, "huggingface-hub 2's HTTP client; a new package, absent from the image"),
@@ -83,7 +94,7 @@ KAGGLE_WHEELS: tuple[Wheel, ...] = (
 # packages above. `unaccounted_requirements()` walks the tested environment's metadata to keep these two
 # lists complete (tests/test_kaggle_rehearsal.py fails when a new dependency falls through).
 IMAGE_ASSUMED: dict[str, str] = {
-    "torch": "CUDA build preinstalled; never reinstalled (gigabytes)",
+    "torch": "the Colab base's CUDA build, frozen by the image; never reinstalled (the install holds its version)",
     "numpy": "preinstalled",
     "pandas": "preinstalled (kit needs >=2.2)",
     "scikit-learn": "preinstalled",
@@ -115,7 +126,7 @@ def unaccounted_requirements(
     """Requirements reachable from the kit that are neither bundled nor assumed in the image.
 
     Walks installed metadata (the tested environment) through bundled packages only: an image package's
-    own requirements are the image's business. Markers are evaluated for Kaggle (Linux x86_64, 3.11).
+    own requirements are the image's business. Markers are evaluated for Kaggle (Linux x86_64, 3.12).
     """
     from importlib.metadata import requires
 

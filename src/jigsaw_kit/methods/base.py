@@ -33,6 +33,9 @@ class Method(ABC):
     uses_model: ClassVar[bool] = True  # embeds with or tunes the config's `model` checkpoint
     stepped: ClassVar[bool] = False  # trains max_steps optimizer steps (a smoke run cuts them)
     gpu: ClassVar[str] = "optional"  # "needs" one, "optional" (faster with one), or "none"
+    # The stack's modules fit and predict import (a subset of kaggle.safety_net.STACK): the notebook drops a member
+    # whose modules failed its import check instead of letting it fail hours later.
+    modules: ClassVar[tuple[str, ...]] = ("yaml", "sklearn", "torch", "transformers")
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
@@ -52,6 +55,11 @@ class Method(ABC):
     @classmethod
     @abstractmethod
     def load(cls, run_dir: Path, cfg: Config) -> Method: ...
+
+    @classmethod
+    def imports(cls, cfg: Config) -> tuple[str, ...]:
+        """The modules a run of this config imports (see `modules`)."""
+        return cls.modules
 
     def passes(self, rows: int) -> float:
         """How many times fit went over the rows (epochs); 1 for methods fitted in one pass."""

@@ -192,6 +192,7 @@ class ContrastiveHybrid(HybridRuleModel):
     name = "contrastive"
     file = "contrastive.joblib"
     stepped = True  # the encoder tune: max_steps steps
+    modules = (*HybridRuleModel.modules, "datasets", "sentence_transformers")  # the tune is a SentenceTransformer's
 
     def __init__(self, cfg: Config) -> None:
         super().__init__(cfg)

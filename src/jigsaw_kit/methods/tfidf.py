@@ -27,6 +27,7 @@ class TfidfRuleModel(FittedMethod):
     file = "tfidf.joblib"
     uses_model = False
     gpu = "none"
+    modules = ("yaml", "sklearn")
 
     def _features(self, texts: pd.Series, fit: bool = False):
         if fit:

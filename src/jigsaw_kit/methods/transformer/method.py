@@ -29,6 +29,11 @@ class TransformerMethod(Method):
     resumable = True
     stepped = True
     gpu = "needs"
+    modules = (*Method.modules, "datasets", "accelerate")  # the Trainer's dataset and its engine
+
+    @classmethod
+    def imports(cls, cfg: Config) -> tuple[str, ...]:
+        return (*cls.modules, "peft") if cfg.lora_r > 0 else cls.modules
 
     def __init__(self, cfg: Config) -> None:
         super().__init__(cfg)
