@@ -155,11 +155,16 @@ def test_wheel_list_and_image_assumptions_cover_every_requirement():
     assert kk.unaccounted_requirements(metadata=fake.get) == ["newdep (required by jigsaw-kit: newdep>=1)"]
 
 
-def _fake_wheel(d: Path, name: str, version: str) -> Path:
+def _fake_wheel(d: Path, name: str, version: str, requires: tuple[str, ...] = ()) -> Path:
     p = d / f"{name.replace('-', '_')}-{version}-py3-none-any.whl"
     with zipfile.ZipFile(p, "w") as z:
         z.writestr("placeholder.txt", name)
+        meta = f"Name: {name}\nVersion: {version}\n" + "".join(f"Requires-Dist: {r}\n" for r in requires)
+        z.writestr(f"{name.replace('-', '_')}-{version}.dist-info/METADATA", meta)
     return p
+
+
+KIT_REQUIRES = ("transformers>=5.2,<6", "datasets>=5.0", "accelerate>=1.1", "peft>=0.18", "torch>=2.4")
 
 
 def _fake_checkpoint(d: Path) -> Path:
@@ -178,7 +183,7 @@ def fake_kit_build(monkeypatch):
     # The real build (pip wheel, ~5 s) runs in the rehearsal; here a placeholder keeps these tests fast.
     monkeypatch.setattr(
         "jigsaw_kit.kaggle.bundling.build_kit_wheel",
-        lambda dest, root=None: _fake_wheel(dest, "jigsaw_kit", __version__),
+        lambda dest, root=None: _fake_wheel(dest, "jigsaw_kit", __version__, KIT_REQUIRES),
     )
 
 
@@ -197,14 +202,15 @@ def test_bundle_from_a_wheel_dir_is_ready_for_kaggle_datasets_create(tmp_path, f
     assert meta["id"] == "alice/jigsaw-kit-wheels" and meta["title"] and meta["licenses"]
     files = {p.name for p in w.glob("*.whl")}
     assert len(files) == len(kk.KAGGLE_WHEELS) + 1 and not any("unrelated" in f for f in files)
-    pins = [x for x in (w / "requirements.txt").read_text().splitlines() if x and not x.startswith("#")]
-    expected = [f"jigsaw-kit=={__version__}"] + [
-        f"{x.name}=={kk.tested_version(x.name)}" for x in kk.KAGGLE_WHEELS if x.pinned
-    ]
-    assert pins == expected and any(p.startswith("transformers==5.") for p in pins)
+    # ranges, not pins: the kit's own floors for what it imports directly; the kit itself is installed --no-deps
+    lines = [x for x in (w / "requirements.txt").read_text().splitlines() if x and not x.startswith("#")]
+    floors = {"transformers": "<6,>=5.2", "datasets": ">=5.0", "accelerate": ">=1.1", "peft": ">=0.18"}
+    assert lines == [f"{x.name}{floors.get(x.name, '')}" for x in kk.KAGGLE_WHEELS if x.direct]
+    assert "transformers<6,>=5.2" in lines and not any(x.startswith(("jigsaw-kit", "torch", "pyarrow")) for x in lines)
     manifest = json.loads((w / "BUNDLE.json").read_text())
     assert {e["name"] for e in manifest["wheels"]} == {"jigsaw-kit", *(x.name for x in kk.KAGGLE_WHEELS)}
-    assert all(e["reason"] for e in manifest["wheels"])
+    assert all(e["reason"] for e in manifest["wheels"]) and manifest["python"] == "3.12"
+    assert manifest["pythons"] == ["3.12", "3.11", "3.13"] and not manifest["warnings"]  # py3-none-any: all three
 
     m = tmp_path / "out" / "jigsaw-kit-model-all-minilm-l6-v2"
     assert report.model_dir == m and (m / "1_Pooling" / "config.json").is_file()
@@ -212,7 +218,8 @@ def test_bundle_from_a_wheel_dir_is_ready_for_kaggle_datasets_create(tmp_path, f
     assert meta["id"] == "alice/jigsaw-kit-model-all-minilm-l6-v2" and meta["licenses"] == [{"name": "apache-2.0"}]
     assert json.loads((m / kk.MODEL_MARKER).read_text())["name"] == "all-MiniLM-L6-v2"
     text = "\n".join(report.lines())
-    assert "jigsaw-kit-wheels (" in text and " kB)" in text and "[pinned]" in text and "total" in text
+    assert "jigsaw-kit-wheels (" in text and " kB)" in text and "[requirements.txt: transformers" in text
+    assert "[fallback]" in text and "total" in text
     assert not list((tmp_path / "out").glob("*.partial"))
 
 
@@ -221,7 +228,7 @@ def test_bundle_without_a_needed_wheel_says_how_to_fetch_it(tmp_path, fake_kit_b
     wheels.mkdir()
     model = _fake_checkpoint(tmp_path / "m")
     with pytest.raises(
-        KitError, match=r"pip download --no-deps --only-binary=:all: --python-version 3.11.*transformers=="
+        KitError, match=r"no Python 3.12 wheel for.*pip download --no-deps --only-binary=:all: --python-version 3.12"
     ):
         kk.bundle(model, tmp_path / "out", wheel_dir=wheels, download=False, log=lambda s: None)
     assert not (tmp_path / "out" / "jigsaw-kit-wheels").exists()
@@ -299,12 +306,14 @@ socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo = connect, c
 KERNEL_NEEDS = {"typing-extensions"}
 
 
-def _simulated_image(dest: Path, hide: set[str]) -> Path:
-    """Symlinks to this venv's site-packages, minus the distributions in `hide` (and their files)."""
-    site = Path(sysconfig.get_paths()["purelib"])
+def _simulated_image(dest: Path, hide: set[str], site: Path | None = None, keep: set[str] | None = None) -> Path:
+    """Symlinks to a site-packages (this venv's by default), minus the distributions in `hide` (and their files);
+    with `keep`, minus every distribution not in it."""
+    site = site or Path(sysconfig.get_paths()["purelib"])
     hidden: set[str] = set()
     for dist in distributions(path=[str(site)]):
-        if kk.canonical_name(dist.metadata["Name"]) not in hide:
+        name = kk.canonical_name(dist.metadata["Name"])
+        if name not in hide and (keep is None or name in keep):
             continue
         for f in dist.files or []:
             if f.parts and f.parts[0] != "..":
@@ -328,6 +337,102 @@ def _outputs(nb) -> str:
             elif out.output_type == "error":
                 parts.append("\n".join(out.traceback))
     return "\n".join(parts)
+
+
+def rehearse(
+    tmp_path: Path, monkeypatch, base_python: Path, image: Path, inp: Path, working: Path, extra: dict[str, str],
+    fail_on_error: bool = True,
+) -> tuple[str, Path, Path, object]:
+    """The notebook's cells in order, in one kernel, as Kaggle runs them: a bare venv of base_python seeing the
+    packages in `image` through a .pth, internet off, Kaggle-like environment (+ extra). Returns (the cells'
+    output, the venv's site-packages, the network-attempt log, the executed notebook)."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    venv = tmp_path / "image-venv"
+    subprocess.run([str(base_python), "-m", "venv", "--without-pip", str(venv)], check=True)
+    vsite = Path(
+        subprocess.run(
+            [str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
+    (vsite / "_kaggle_image.pth").write_text(f"{image}\n")
+    (vsite / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    net_log = tmp_path / "network-attempts.log"
+
+    # the kernel: a kernelspec running the stand-in image's python, with Kaggle-like environment
+    spec = tmp_path / "jupyter" / "kernels" / "kaggle-rehearsal"
+    spec.mkdir(parents=True)
+    argv = [str(venv / "bin" / "python"), "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    spec.joinpath("kernel.json").write_text(
+        json.dumps({"argv": argv, "display_name": "rehearsal", "language": "python"})
+    )
+    env = {
+        "JUPYTER_PATH": str(tmp_path / "jupyter"),
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+        "KAGGLE_KERNEL_RUN_TYPE": "Batch",
+        "JIGSAW_KIT_KAGGLE_INPUT": str(inp),
+        "JIGSAW_KIT_KAGGLE_WORKING": str(working),
+        "JIGSAW_KIT_MAX_STEPS": "3",
+        "JIGSAW_KIT_POLL_S": "5",
+        "JIGSAW_KIT_PROBE_STEPS": "1",
+        "JIGSAW_KIT_PROBE_ROWS": "64",
+        "HF_HUB_OFFLINE": "1",
+        "HF_HOME": str(tmp_path / "hf-home"),
+        "REHEARSAL_NET_LOG": str(net_log),
+        "PIP_CONFIG_FILE": os.devnull,  # this machine's pip.conf adds find-links/indexes Kaggle does not have
+        "PYTHONNOUSERSITE": "1",
+        "MPLBACKEND": "Agg",
+        "TMPDIR": str(tmp_path),
+        **extra,
+    }
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    for k in (
+        "PYTHONPATH",
+        "PIP_FIND_LINKS",
+        "PIP_EXTRA_INDEX_URL",
+        "PIP_INDEX_URL",
+        "PIP_CONSTRAINT",
+        "PIP_DISABLE_PIP_VERSION_CHECK",
+        "VIRTUAL_ENV",
+        "JIGSAW_KIT_WEIGHTS",
+        "JIGSAW_KIT_CONFIG",
+        "JIGSAW_KIT_MEMBERS",
+        "KAGGLE_IS_COMPETITION_RERUN",
+        "JIGSAW_KIT_FULL_PREVIEW",
+        "CUDA_VISIBLE_DEVICES",  # the notebook finds the GPUs itself (here: none)
+    ):
+        if k not in env:
+            monkeypatch.delenv(k, raising=False)
+    probe = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import socket; socket.create_connection(('1.1.1.1', 443), timeout=2)"],
+        capture_output=True,
+        text=True,
+    )
+    assert probe.returncode != 0 and "internet is off" in probe.stderr
+    net_log.unlink()
+    gone = subprocess.run([str(venv / "bin" / "python"), "-c", "import jigsaw_kit"], capture_output=True, text=True)
+    assert gone.returncode != 0, "the stand-in image must not already have the kit"
+
+    # run the notebook as Kaggle would (cwd /kaggle/working)
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    client = NotebookClient(
+        nb, kernel_name="kaggle-rehearsal", timeout=600, resources={"metadata": {"path": str(working)}}
+    )
+    try:
+        client.execute()
+    except CellExecutionError as e:
+        nbformat.write(nb, tmp_path / "executed.ipynb")
+        if fail_on_error:
+            pytest.fail(f"notebook failed (executed copy: {tmp_path / 'executed.ipynb'}):\n{_outputs(nb)[-6000:]}\n{e}")
+        raise
+    nbformat.write(nb, tmp_path / "executed.ipynb")
+    return _outputs(nb), vsite, net_log, nb
 
 
 # "preview": the notebook's default, MEMBERS = "auto", with tiny random checkpoints attached beside MiniLM (an encoder
@@ -369,10 +474,6 @@ def _attach_tiny_checkpoints(inp: Path) -> None:
 @pytest.mark.kaggle
 @pytest.mark.parametrize("run", list(REHEARSALS))
 def test_notebook_rehearsal_offline_in_a_stand_in_kaggle_image(tmp_path, monkeypatch, run):
-    import nbformat
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
-
     t0 = time.perf_counter()
     dep_wheels = os.environ.get("JIGSAW_KIT_WHEEL_DIR")
     full = bool(dep_wheels)
@@ -397,90 +498,12 @@ def test_notebook_rehearsal_offline_in_a_stand_in_kaggle_image(tmp_path, monkeyp
     with zipfile.ZipFile(wheels / f"jigsaw_kit-{__version__}-py3-none-any.whl") as z:
         assert "jigsaw_kit/configs/kaggle-t4.yaml" in z.namelist() and "jigsaw_kit/kaggle/notebook.py" in z.namelist()
 
-    # 2. the stand-in image: a bare venv + a .pth to this venv's packages minus the kit (and minus the bundled
-    #    packages when the bundle carries them), + "internet off"
-    venv = tmp_path / "image-venv"
-    base_python = Path(sys.base_prefix) / "bin" / "python3"
-    subprocess.run([str(base_python), "-m", "venv", "--without-pip", str(venv)], check=True)
-    vsite = Path(
-        subprocess.run(
-            [str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    )
+    # 2-4. the stand-in image (this venv's packages minus the kit, and minus the bundled packages when the bundle
+    #      carries them), internet off, the notebook run as Kaggle runs it
     hide = {"jigsaw-kit"} | ({kk.canonical_name(w.name) for w in kk.KAGGLE_WHEELS} - KERNEL_NEEDS if full else set())
     image = _simulated_image(tmp_path / "image-site-packages", hide)
-    (vsite / "_kaggle_image.pth").write_text(f"{image}\n")
-    (vsite / "sitecustomize.py").write_text(SITECUSTOMIZE)
-    net_log = tmp_path / "network-attempts.log"
-
-    # 3. the kernel: a kernelspec running the stand-in image's python, with Kaggle-like environment
-    spec = tmp_path / "jupyter" / "kernels" / "kaggle-rehearsal"
-    spec.mkdir(parents=True)
-    argv = [str(venv / "bin" / "python"), "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-    spec.joinpath("kernel.json").write_text(
-        json.dumps({"argv": argv, "display_name": "rehearsal", "language": "python"})
-    )
-    env = {
-        "JUPYTER_PATH": str(tmp_path / "jupyter"),
-        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
-        "KAGGLE_KERNEL_RUN_TYPE": "Batch",
-        "JIGSAW_KIT_KAGGLE_INPUT": str(inp),
-        "JIGSAW_KIT_KAGGLE_WORKING": str(working),
-        "JIGSAW_KIT_MAX_STEPS": "3",
-        "JIGSAW_KIT_POLL_S": "5",
-        "JIGSAW_KIT_PROBE_STEPS": "1",
-        "JIGSAW_KIT_PROBE_ROWS": "64",
-        "HF_HUB_OFFLINE": "1",
-        "HF_HOME": str(tmp_path / "hf-home"),
-        "REHEARSAL_NET_LOG": str(net_log),
-        "PIP_CONFIG_FILE": os.devnull,  # this machine's pip.conf adds find-links/indexes Kaggle does not have
-        "PYTHONNOUSERSITE": "1",
-        "MPLBACKEND": "Agg",
-        **REHEARSALS[run],
-    }
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    for k in (
-        "PYTHONPATH",
-        "PIP_FIND_LINKS",
-        "PIP_EXTRA_INDEX_URL",
-        "PIP_INDEX_URL",
-        "PIP_DISABLE_PIP_VERSION_CHECK",
-        "VIRTUAL_ENV",
-        "JIGSAW_KIT_WEIGHTS",
-        "JIGSAW_KIT_CONFIG",
-        "JIGSAW_KIT_MEMBERS",
-        "KAGGLE_IS_COMPETITION_RERUN",
-        "JIGSAW_KIT_FULL_PREVIEW",
-        "CUDA_VISIBLE_DEVICES",  # the notebook finds the GPUs itself (here: none)
-    ):
-        if k not in env:
-            monkeypatch.delenv(k, raising=False)
-    probe = subprocess.run(
-        [str(venv / "bin" / "python"), "-c", "import socket; socket.create_connection(('1.1.1.1', 443), timeout=2)"],
-        capture_output=True,
-        text=True,
-    )
-    assert probe.returncode != 0 and "internet is off" in probe.stderr
-    net_log.unlink()
-    gone = subprocess.run([str(venv / "bin" / "python"), "-c", "import jigsaw_kit"], capture_output=True, text=True)
-    assert gone.returncode != 0, "the stand-in image must not already have the kit"
-
-    # 4. run the notebook as Kaggle would (cwd /kaggle/working)
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    client = NotebookClient(
-        nb, kernel_name="kaggle-rehearsal", timeout=600, resources={"metadata": {"path": str(working)}}
-    )
-    try:
-        client.execute()
-    except CellExecutionError as e:
-        nbformat.write(nb, tmp_path / "executed.ipynb")
-        pytest.fail(f"notebook failed (executed copy: {tmp_path / 'executed.ipynb'}):\n{_outputs(nb)[-6000:]}\n{e}")
-    nbformat.write(nb, tmp_path / "executed.ipynb")
-    out = _outputs(nb)
+    base_python = Path(sys.base_prefix) / "bin" / "python3"
+    out, vsite, net_log, _ = rehearse(tmp_path, monkeypatch, base_python, image, inp, working, REHEARSALS[run])
     elapsed = time.perf_counter() - t0
 
     # installed from the bundle, into the stand-in image, without reinstalling torch

@@ -12,6 +12,7 @@ process's fate matters, and one real fine-tune that crashes mid-training.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import sys
@@ -244,3 +245,27 @@ def test_auto_with_an_unreadable_checkpoint_and_no_minilm_fails_the_preview_and_
         ("tfidf-lr", "planned", False),
         ("cpu-contrastive", "dropped", True),
     ]  # the safety net alone still gives the rerun its submission
+
+
+TORCH_GONE = {"torch": "ModuleNotFoundError: No module named 'torch'", "yaml": None, "sklearn": None}
+
+
+@pytest.mark.parametrize("rerun", [True, False])
+def test_a_member_whose_stack_cannot_import_is_dropped_on_the_rerun_and_fails_the_preview(fake_kaggle, rerun):
+    _, working, env = fake_kaggle
+    env = {**env, "KAGGLE_IS_COMPETITION_RERUN": "True"} if rerun else env
+    s = kk.NotebookSettings.from_env(members=[("tfidf-lr", {}, 1.0), ("cpu-contrastive", {}, 1.0)], env=env)
+    s = dataclasses.replace(s, broken=tuple((m, w) for m, w in TORCH_GONE.items() if w))
+    _, processed = kk.load_data(s)
+    log = kk.StageLog(out=lambda line: None)
+    if not rerun:
+        with pytest.raises(KitError, match=r"cpu-contrastive.*its stack cannot import: torch \(ModuleNotFoundError"):
+            kk.plan_members(s, processed, [], log)
+        return
+    runs = kk.plan_members(s, processed, [], log)
+    status = {r.member.name: (r.status, r.reason) for r in runs}
+    assert status["tfidf-lr"][0] == "planned" and status["cpu-contrastive"][0] == "dropped"
+    assert "its stack cannot import: torch" in status["cpu-contrastive"][1]
+    kk.train_members(runs, processed, s, log)
+    kk.submit_members(runs, processed, s)
+    assert (working / "submission.csv").is_file()

@@ -10,6 +10,8 @@ names below, so the modules behind them can change without touching kernel/.
     notebook.py   settings, stage log, load, probe, the single-config path
     stages.py     plan, train, submit: checks first, the fast member, re-blends, drops and the wall-clock guard
     members.py    several members, one process (and GPU) each, rank-blended per rule; the preview fast path
+    safety_net.py the notebook's first cell (pasted, not imported there): a submission before pip, the rerun policy,
+                  the install and its import check
 """
 
 from jigsaw_kit.kaggle.budget import (
@@ -34,6 +36,7 @@ from jigsaw_kit.kaggle.members import (
     assign_devices,
     blend_members,
     dropped_line,
+    gpu_cards,
     is_preview,
     member_command,
     member_env,
@@ -83,6 +86,7 @@ __all__ = [
     "find_checkpoints",
     "find_model_dir",
     "fit_to_budget",
+    "gpu_cards",
     "format_projection",
     "full_test_workloads",
     "is_preview",

@@ -233,7 +233,8 @@ def find_wheels(input_root):
 
 
 def pip_install(args, out):
-    cmd = [sys.executable, "-m", "pip", "install", "--no-index", "--progress-bar", "off", "--disable-pip-version-check"]
+    cmd = [sys.executable, "-m", "pip", "install", "--no-index", "--no-color", "--progress-bar", "off"]
+    cmd += ["--disable-pip-version-check"]
     out("$ " + " ".join(cmd + args))
     r = subprocess.run(cmd + args, capture_output=True, text=True)
     done = [x for x in r.stdout.splitlines() if x.startswith("Successfully installed")]

@@ -100,6 +100,8 @@ def _drop_or_raise(keep_going: bool, run: MemberRun) -> MemberRun:
 
 def _checked(settings: NotebookSettings, keep_going: bool) -> tuple[list[tuple[Member, Config]], list[MemberRun]]:
     """(member, config) of the usable members, and the dropped ones; raises instead of dropping unless keep_going."""
+    from jigsaw_kit.core.config import load_config
+
     base = find_base_encoder(settings.input_root)
     ok: list[tuple[Member, Config]] = []
     dropped: list[MemberRun] = []
@@ -111,7 +113,7 @@ def _checked(settings: NotebookSettings, keep_going: bool) -> tuple[list[tuple[M
     for m in settings.members:
         method = "?"
         try:
-            cfg = member_config(m, settings, base)
+            cfg = load_config(m.config, m.overrides)  # checked before its checkpoints: it never loads them
             method = cfg.method
             cant = [f"{mod} ({broken[mod]})" for mod in method_class(cfg.method).imports(cfg) if mod in broken]
             if cant:
@@ -120,6 +122,7 @@ def _checked(settings: NotebookSettings, keep_going: bool) -> tuple[list[tuple[M
                 continue
             if method_class(cfg.method).gpu == "needs" and settings.gpu_refused:
                 raise KitError(settings.gpu_refused)
+            cfg = member_config(m, settings, base)
             verify_inputs(cfg)
         except KitError as e:
             dropped.append(_drop_or_raise(keep_going, _dropped(m, settings, f"unusable input: {e}", method)))
