@@ -258,6 +258,7 @@ def _collect_wheels(
         {"name": "jigsaw-kit", "version": __version__, "file": kit.name, "files": [kit.name], "direct": True,
          "need": f"=={__version__}", "reason": "the kit"},
     ]  # fmt: skip
+    entries[0]["bytes"] = kit.stat().st_size
     log(f"bundle: kit wheel {kit.name}")
     if kit_only:
         return entries, [w.name for w in KAGGLE_WHEELS], []
@@ -302,7 +303,7 @@ def _collect_wheels(
             f"no Python {KAGGLE_PYTHON} wheel for {', '.join(missing)} in --wheel-dir"
             f"{'' if download else ' (and --no-download)'}. Fetch them with: python {' '.join(cmd[1:])}"
         )
-    for e in entries:
+    for e in entries[1:]:
         e["bytes"] = sum((dest / f).stat().st_size for f in e["files"])
     return entries, [], warnings
 
