@@ -20,9 +20,14 @@ import subprocess
 import sys
 import time
 import traceback
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 # numpy and pandas are imported where used: the kit imports this module's policy without paying for them.
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
 
 COMPETITION = "jigsaw-agile-community-rules"
 MOUNTS = (COMPETITION, "competitions/" + COMPETITION)  # the older and the newer Kaggle layouts
@@ -35,11 +40,11 @@ TFIDF_MAX_FEATURES, TFIDF_C, SEED = 50000, 4.0, 42
 STACK = ("torch", "transformers", "datasets", "accelerate", "peft", "sentence_transformers", "yaml", "sklearn")
 
 
-def env_flag(env, key):
+def env_flag(env: Mapping[str, str], key: str) -> bool:
     return env.get(key, "").strip().lower() not in ("", "0", "false", "no")
 
 
-def keeps_going(rerun, test_rows, run_type="", on_failure="auto"):
+def keeps_going(rerun: bool, test_rows: int | None, run_type: str = "", on_failure: str = "auto") -> bool:
     """True where a failure is dropped (members) or falls back (cells) rather than failing the notebook.
 
     The hidden rerun: Kaggle's flag, or, should it be missing, a hidden-size test file outside the interactive
@@ -52,7 +57,7 @@ def keeps_going(rerun, test_rows, run_type="", on_failure="auto"):
     return test_rows is not None and test_rows >= PREVIEW_MAX_TEST_ROWS and run_type.lower() != "interactive"
 
 
-def find_data(input_root):
+def find_data(input_root: str | Path) -> Path:
     """The folder with the three competition files under Kaggle's input root (either mount layout)."""
     root = Path(input_root)
     for rel in MOUNTS:
@@ -61,14 +66,14 @@ def find_data(input_root):
     raise FileNotFoundError(f"no {', '.join(FILES)} under {root}/{{{','.join(MOUNTS)}}}: attach the competition")
 
 
-def _read(path):
+def _read(path: Path) -> "pd.DataFrame":
     import pandas as pd
 
     # As the kit reads them: every cell text, "NA" and "null" are comments, not missing values.
     return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig").fillna("")
 
 
-def labelled_rows(train, test):
+def labelled_rows(train: "pd.DataFrame", test: "pd.DataFrame") -> "pd.DataFrame":
     """(rule, text, label): train bodies and every example column of train and test, one row per (rule, text) by
     majority vote, ties dropped; the order of first appearance, as the kit's data/prep.py builds them."""
     import pandas as pd
@@ -91,7 +96,7 @@ def labelled_rows(train, test):
     ).reset_index(drop=True)
 
 
-def tfidf_scores(rows, test):
+def tfidf_scores(rows: "pd.DataFrame", test: "pd.DataFrame") -> "np.ndarray":
     """P(violation) per test row: TF-IDF word 1-2 + char 2-5 grams fitted on every labelled text, one logistic
     regression per rule; a rule with one class gets its rate, a rule absent from the rows an all-rules model."""
     import numpy as np
@@ -111,7 +116,7 @@ def tfidf_scores(rows, test):
     xt = char.transform(body) if word is None else hstack([word.transform(body), char.transform(body)]).tocsr()
     y = rows["label"].to_numpy()
 
-    def lr():
+    def lr() -> LogisticRegression:
         return LogisticRegression(C=TFIDF_C, max_iter=2000, random_state=SEED)
 
     everything = lr().fit(x, y) if len(set(y)) == 2 else None
@@ -128,7 +133,9 @@ def tfidf_scores(rows, test):
     return out
 
 
-def write_submission(row_ids, preds, sample, path):
+def write_submission(
+    row_ids: Sequence[int], preds: Sequence[float], sample: "pd.DataFrame", path: Path
+) -> "pd.DataFrame":
     """submission.csv in sample_submission.csv's row order, checked (every id, finite values in [0, 1]), written to
     a temporary name and renamed, so a crash never leaves a half-written file that looks complete."""
     import numpy as np
@@ -153,14 +160,14 @@ def write_submission(row_ids, preds, sample, path):
 class Net:
     """What the cells after the first one need to know: whether they may still run, and the policy on failure."""
 
-    def __init__(self, keep_going, out=print):
+    def __init__(self, keep_going: bool, out: Callable[[str], None] = print) -> None:
         self.keep_going = keep_going
         self.ok = True  # False after a failure on the rerun: the later cells are skipped
         self.source = "nothing yet"  # what submission.csv holds now
         self.fallbacks = []  # one line per failure that fell back
         self.out = out
 
-    def fall_back(self, what, error):
+    def fall_back(self, what: str, error: BaseException) -> None:
         why = f"{type(error).__name__}: {str(error).strip()[:500]}"
         line = f"FALLBACK: {what} ({why}); submission.csv from {self.source}"
         self.fallbacks.append(line)
@@ -169,7 +176,7 @@ class Net:
         self.out("".join(traceback.format_exception(error)[-6:]).rstrip())
 
     @contextlib.contextmanager
-    def stage(self, name):
+    def stage(self, name: str) -> Iterator[None]:
         """Runs the cell's body; on the rerun a failure prints FALLBACK and skips every later stage."""
         try:
             yield
@@ -179,13 +186,15 @@ class Net:
             self.ok = False
             self.fall_back(f"the {name} stage failed, so the later stages are skipped", e)
 
-    def summary(self):
+    def summary(self) -> str:
         if not self.fallbacks:
             return f"submission.csv: {self.source}"
         return f"submission.csv: {self.source}; {len(self.fallbacks)} fallback(s):\n" + "\n".join(self.fallbacks)
 
 
-def first_submission(input_root, working, env, out=print):
+def first_submission(
+    input_root: str | Path, working: str | Path, env: Mapping[str, str], out: Callable[[str], None] = print
+) -> Net:
     """Write working/submission.csv with TF-IDF per rule (seconds here, a minute or two at 54,059 rows); returns
     the Net that later cells follow. On the rerun a failure here still leaves sample_submission's ids at 0.5."""
     on_failure = env.get("JIGSAW_KIT_ON_FAILURE", "").strip().lower() or "auto"
@@ -216,7 +225,7 @@ def first_submission(input_root, working, env, out=print):
     return net
 
 
-def first_cell(env=None):
+def first_cell(env: Mapping[str, str] | None = None) -> Net:
     """The notebook's first cell: the input and working folders (the rehearsal points them at a fake /kaggle)."""
     env = os.environ if env is None else env
     input_root = env.get("JIGSAW_KIT_KAGGLE_INPUT", "").strip() or "/kaggle/input"
@@ -224,7 +233,7 @@ def first_cell(env=None):
     return first_submission(input_root, working, env)
 
 
-def find_wheels(input_root):
+def find_wheels(input_root: str | Path) -> Path:
     """The folder of the attached wheels dataset (the one holding jigsaw_kit-*.whl)."""
     found = sorted(Path(input_root).rglob("jigsaw_kit-*.whl"))
     if not found:
@@ -232,7 +241,7 @@ def find_wheels(input_root):
     return found[-1].parent
 
 
-def pip_install(args, out):
+def pip_install(args: list[str], out: Callable[[str], None]) -> tuple[int, str]:
     cmd = [sys.executable, "-m", "pip", "install", "--no-index", "--no-color", "--progress-bar", "off"]
     cmd += ["--disable-pip-version-check"]
     out("$ " + " ".join(cmd + args))
@@ -242,7 +251,7 @@ def pip_install(args, out):
     return r.returncode, (r.stderr or r.stdout).strip()[-1500:]
 
 
-def install(wheels, out=print):
+def install(wheels: str | Path, out: Callable[[str], None] = print) -> list[tuple[str, str]]:
     """pip install, from the wheels dataset only, what the image lacks or has too old
     (requirements.txt holds ranges, not pins); torch is held at the image's version by a constraint.
     One call first; if it fails (a damaged wheel fails the whole call), each requirement alone, so that what
@@ -267,7 +276,7 @@ def install(wheels, out=print):
     return failed
 
 
-def _image_versions(names):
+def _image_versions(names: Sequence[str]) -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     found = {}
@@ -277,7 +286,7 @@ def _image_versions(names):
     return found
 
 
-def import_check(modules=STACK, timeout=600):
+def import_check(modules: Sequence[str] = STACK, timeout: float = 600) -> dict[str, str | None]:
     """{module: None if it imports, else why}: each in a fresh interpreter, after the install, so a half-upgraded
     package shows here rather than inside a member hours later."""
     code = (
