@@ -111,12 +111,15 @@ FULL_RUN_ON_PREVIEW = False
 # JIGSAW_KIT_BUDGET_HOURS (default 11), JIGSAW_KIT_GUARD_HOURS (default 11.5), JIGSAW_KIT_FAST_MEMBER (tfidf-lr;
 # none), JIGSAW_KIT_ON_FAILURE (auto: drop on the rerun, fail elsewhere; drop; fail), JIGSAW_KIT_PROBE_STEPS
 # (default 20; 0 = assume a T4's speed), JIGSAW_KIT_PROBE_ROWS, JIGSAW_KIT_PREVIEW_STEPS, JIGSAW_KIT_POLL_S
-# (seconds between log lines), JIGSAW_KIT_KAGGLE_INPUT, JIGSAW_KIT_KAGGLE_WORKING.
+# (seconds between log lines), JIGSAW_KIT_STAGGER_S (between member starts, default 30), JIGSAW_KIT_KAGGLE_INPUT,
+# JIGSAW_KIT_KAGGLE_WORKING.
 if NET.ok:
     with NET.stage("settings"):
         from jigsaw_kit import kaggle as kk
 
-        S = kk.NotebookSettings.from_env(members=MEMBERS, full_on_preview=FULL_RUN_ON_PREVIEW, stack=STACK)
+        S = kk.NotebookSettings.from_env(
+            members=MEMBERS, full_on_preview=FULL_RUN_ON_PREVIEW, stack=STACK, safety_net_s=NET.seconds
+        )
         # GPUs from CUDA_VISIBLE_DEVICES at start or nvidia-smi (CUDA stays cold); a P100 is refused here
         S, GPUS = S.with_accelerator(kk.visible_gpus(CUDA_AT_START), kk.gpu_cards())
         LOG = kk.StageLog(start=T0)

@@ -129,10 +129,14 @@ def test_without_a_paired_gain_each_sentence_encoder_gets_a_cpu_hybrid_member(at
     assert not helps and "do not help" in why and "-0.001 on 9 folds" in why
 
 
-def test_only_minilm_attached_gives_the_cpu_default_alone(tmp_path):
+def test_only_minilm_attached_gives_the_cpu_default_and_its_cross_encoder_fine_tune(tmp_path):
     checkpoint(tmp_path / "m", {"model_type": "bert"}, "modules.json", marker="all-MiniLM-L6-v2")
     members, found, why = discover.auto_members(tmp_path, MASKED_LM)
-    assert [m.name for m in members] == ["cpu-contrastive"] and why == ""
+    assert [m.name for m in members] == ["cpu-contrastive", "cpu-crossenc"] and why == ""
+    crossenc = members[1]
+    # on MiniLM itself (never swapped for an attached base encoder), weighed 0.3 beside the default's 0.7
+    assert crossenc.overrides == {"model": str(tmp_path / "m")} and crossenc.config == "cpu-crossenc"
+    assert crossenc.weight == pytest.approx(0.43) and members[0].weight == 1.0
     nothing, _, _ = discover.auto_members(tmp_path / "empty", MASKED_LM)  # still planned: the plan names the fix
     assert [(m.name, m.overrides) for m in nothing] == [("cpu-contrastive", {})]
     lines = discover.describe((), nothing, "", tmp_path)
@@ -142,7 +146,8 @@ def test_only_minilm_attached_gives_the_cpu_default_alone(tmp_path):
 def test_settings_take_auto_from_the_notebook_or_the_environment(attached):
     env = {"JIGSAW_KIT_KAGGLE_INPUT": str(attached)}
     s = kk.NotebookSettings.from_env(members="auto", env=env)
-    assert s.members[0].name == "cpu-contrastive" and len(s.members) == 5 and s.auto and s.unusable
+    assert s.members[0].name == "cpu-contrastive" and len(s.members) == 6 and s.auto and s.unusable
+    assert "cpu-crossenc" in [m.name for m in s.members]
     assert 'MEMBERS = "auto"' in s.describe() and "wall-clock guard at 11.5 h" in s.describe()
     assert (s.fast_member, s.on_failure, s.guard_hours) == ("tfidf-lr", "auto", 11.5)
     # an explicit choice still wins over "auto"
@@ -150,7 +155,7 @@ def test_settings_take_auto_from_the_notebook_or_the_environment(attached):
     assert [m.config for m in one.members] == ["tfidf-lr"]
     listed = kk.NotebookSettings.from_env(members="auto", env={**env, "JIGSAW_KIT_MEMBERS": "tfidf-lr:2"})
     assert [(m.config, m.weight) for m in listed.members] == [("tfidf-lr", 2.0)] and not listed.auto
-    assert len(kk.NotebookSettings.from_env(env={**env, "JIGSAW_KIT_MEMBERS": "auto"}).members) == 5
+    assert len(kk.NotebookSettings.from_env(env={**env, "JIGSAW_KIT_MEMBERS": "auto"}).members) == 6
     listed = kk.NotebookSettings.from_env(members=[("cpu-hybrid", {}, 1)], env=env)
     assert [m.config for m in listed.members] == ["cpu-hybrid"]
     off = kk.NotebookSettings.from_env(env={"JIGSAW_KIT_FAST_MEMBER": "none", "JIGSAW_KIT_ON_FAILURE": "drop"})
@@ -228,16 +233,17 @@ def test_the_plan_stage_drops_the_weakest_fine_tune_and_hands_the_cuts_to_the_ot
 
     manifest = {"counts": {"training_rows": 36_000, "test_csv_rows": 1000, "training_rows_by_source": {}}}
     data = SimpleNamespace(manifest=manifest)
-    settings = kk.NotebookSettings(working=tmp_path, budget_hours=600 / 3600)
+    settings = kk.NotebookSettings(working=tmp_path, budget_hours=600 / 3600, fast_member=None)
     probes = []
     for name, config, rank in (("qwen", "kaggle-t4-qwen-lora", 3), ("bert", "kaggle-t4", 5)):
         run = kk.MemberRun(kk.Member(name, config, {}, 1.0, config), "transformer", "0", None, {}, tmp_path / name)
         cfg = load_config(config)
         probes.append((run, cfg, data, kk.Contender(name, rank, "0", kk.budget.workload(cfg, 36_000, 1000), TP)))
-    _budget(probes, settings, SimpleNamespace(elapsed=lambda: -kk.budget.RESERVE_S))  # no overhead: 600 s to fill
+    # no overhead: 600 s left, of which the plan fills PLAN_SHARE (480 s)
+    _budget(probes, settings, SimpleNamespace(elapsed=lambda: -kk.budget.RESERVE_S))
     (qwen, _, _, _), (bert, _, _, _) = probes
     assert (qwen.status, bert.status) == ("planned", "dropped")
-    assert bert.reason.startswith("over the budget of 10.0 min: qwen would train under 1 epoch with 2 fine-tunes")
+    assert bert.reason.startswith("over the budget of 8.0 min: qwen would train under 1 epoch with 2 fine-tunes")
     # alone again its one epoch fits uncut: 36,000 rows x 320/256 tokens / 100 rows/s = 450 s
     assert qwen.overrides == {} and qwen.note.startswith("fine-tune ") and "projected this data 7.5 min" in qwen.note
     out = capsys.readouterr().out

@@ -44,6 +44,7 @@ def fake_kaggle(tmp_path, monkeypatch):
     # the member processes import the kit from this checkout, whatever the test runner's cwd
     monkeypatch.setenv("PYTHONPATH", str(Path(kk.__file__).resolve().parents[2]))
     env = {"JIGSAW_KIT_KAGGLE_INPUT": str(inp), "JIGSAW_KIT_KAGGLE_WORKING": str(working), "JIGSAW_KIT_POLL_S": "0.3"}
+    env["JIGSAW_KIT_STAGGER_S"] = "0"
     return inp, working, env
 
 

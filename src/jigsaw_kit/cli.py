@@ -41,7 +41,6 @@ from jigsaw_kit.kaggle.budget import (
     format_projection,
     full_test_workloads,
     project,
-    workload,
 )
 from jigsaw_kit.kaggle.bundling import bundle
 from jigsaw_kit.kaggle.wheels import USERNAME_PLACEHOLDER
@@ -487,7 +486,9 @@ def cmd_kaggle_plan(args: argparse.Namespace) -> int:
         )
     budget = args.budget_hours * 3600
     processed = pipeline.build(cfg, args.data_dir)
-    work = workload(cfg, len(processed.train), len(processed.test), args.devices)
+    from jigsaw_kit.kaggle.notebook import run_workload  # the trainer's rows: upsampled test examples counted
+
+    work = run_workload(cfg, processed, args.devices)
     print(format_projection("this data", work, tp, project(work, tp, RESERVE_S), budget))
     for label, w in full_test_workloads(processed.manifest, work, args.test_rows):
         print(format_projection(label, w, tp, project(w, tp, RESERVE_S), budget))

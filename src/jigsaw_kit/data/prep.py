@@ -110,6 +110,11 @@ def dedup(rows: pd.DataFrame) -> tuple[pd.DataFrame, DedupStats]:
 _EXAMPLE_ONLY_SOURCES = ("test_", "examples_")
 
 
+def from_test_examples(rows: pd.DataFrame) -> pd.Series:
+    """Which rows the test file's examples (or CV's held-out examples) labelled: those upsampling repeats."""
+    return rows["source"].str.split("+").map(lambda parts: any(p.startswith(_EXAMPLE_ONLY_SOURCES) for p in parts))
+
+
 def upsample_test_examples(rows: pd.DataFrame, factor: int) -> pd.DataFrame:
     """Repeat rows that come from the test file's examples `factor` times in all.
 
@@ -118,8 +123,7 @@ def upsample_test_examples(rows: pd.DataFrame, factor: int) -> pd.DataFrame:
     """
     if factor <= 1:
         return rows
-    from_test = rows["source"].str.split("+").map(lambda parts: any(p.startswith(_EXAMPLE_ONLY_SOURCES) for p in parts))
-    extra = pd.concat([rows[from_test]] * (factor - 1), ignore_index=True)
+    extra = pd.concat([rows[from_test_examples(rows)]] * (factor - 1), ignore_index=True)
     return pd.concat([rows, extra], ignore_index=True)
 
 

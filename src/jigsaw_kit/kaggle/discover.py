@@ -4,7 +4,8 @@ Every folder under /kaggle/input (datasets and Kaggle Models, any mount layout, 
 config.json is a candidate; its subfolders are not searched (a sentence-transformers folder's 1_Pooling has a
 config.json of its own). Then, by what the folder holds:
 
-    the kit's MiniLM (its bundle marker names all-MiniLM-L6-v2)   -> cpu-contrastive, always
+    the kit's MiniLM (its bundle marker names all-MiniLM-L6-v2)   -> cpu-contrastive, always, and cpu-crossenc (its
+                                                                     cross-encoder fine-tune; evidence.py says why)
     a sentence encoder (modules.json / config_sentence_transformers.json)
         -> the embedding member: `encoders` of cpu-contrastive when evidence.extra_encoders_help(), else a
            cpu-hybrid member with it as `model`; and, being an encoder, a fine-tune as below
@@ -194,6 +195,8 @@ def auto_members(
         for f in embed:
             members.append(_member(f"cpu-hybrid-{f.label}", "cpu-hybrid", {"model": str(f.path)}, "cpu-hybrid-encoder"))
     tuned = []
+    if minilm is not None:  # its cross-encoder fine-tune: the curve that grows fastest with the hidden test's labels
+        tuned.append(_member("cpu-crossenc", "cpu-crossenc", default, "cpu-crossenc"))
     for f in found:
         if FINE_TUNE in f.roles:
             cfg = "kaggle-t4-deberta" if f.model_type == "deberta-v2" else "kaggle-t4"

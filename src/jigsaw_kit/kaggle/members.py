@@ -312,6 +312,7 @@ def run_members(
     keep_going: bool = False,
     deadline: float | None = None,
     on_done: Callable[[MemberRun], None] | None = None,
+    stagger_s: float = 0.0,
 ) -> None:
     """Start every member at once, print each one's latest log line every poll_s, and its tail when it ends;
     on_done(run) after each success (the re-blend).
@@ -319,9 +320,12 @@ def run_members(
     A member that fails (or whose on_done fails) stops the others and raises with its log tail, unless
     keep_going: then it is marked failed, a DROPPED line says why, and the others go on. At `deadline`
     (time.time() seconds) whatever still runs is stopped and dropped; without keep_going that raises too.
+    Members start stagger_s apart, so that their model loading and tokenising do not all peak in RAM at once.
     """
     threads = max(1, (os.cpu_count() or 1) // max(1, len(runs)))
-    for r in runs:
+    for i, r in enumerate(runs):
+        if i and stagger_s > 0:
+            time.sleep(stagger_s)
         if r.run_dir.exists():  # a rerun of this cell in a session: start clean, the notebook owns this folder
             shutil.rmtree(r.run_dir)
         r.run_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,7 @@ from jigsaw_kit.core.paths import check_writable
 from jigsaw_kit.kaggle.budget import (
     ASSUMED_T4,
     DEFAULT_BUDGET_HOURS,
+    PLAN_SHARE,
     RESERVE_S,
     Plan,
     Throughput,
@@ -74,6 +75,7 @@ def _env_float(env: Mapping[str, str], key: str, default: float) -> float:
 FAST_MEMBER = "tfidf-lr"  # seconds on the public files, about a minute on the hidden test: submission.csv first
 GUARD_HOURS = 11.5  # of Kaggle's 12 h: stop the members and keep the best finished blend
 MIN_CAPABILITY = 7.0  # the T4 is sm_75; the image's torch dropped sm_60 (P100)
+KIT_START_S = 60.0  # a member process's own start: imports, the dataset built again, saving
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,9 @@ class NotebookSettings:
     full_on_preview: bool = False  # run the full recipe on "Save Version"'s 10-row preview too
     preview_steps: int = PREVIEW_STEPS
     poll_s: float = 120.0  # how often the train stage prints each running member's latest log line
+    stagger_s: float = 30.0  # between member starts: their loading and tokenising peaks do not coincide in RAM
     fast_member: str | None = FAST_MEMBER  # runs alone first and writes submission.csv; None: none
+    fast_member_s: float = 120.0  # its time, counted before the plan: the first cell's TF-IDF time + the kit's start
     guard_hours: float = GUARD_HOURS  # after the notebook's start, running members are stopped
     on_failure: str = "auto"  # auto: drop failing members on the hidden rerun, fail elsewhere; drop; fail
     run_type: str = ""  # KAGGLE_KERNEL_RUN_TYPE: "Interactive" in the editor, "Batch" for saved versions
@@ -110,10 +114,12 @@ class NotebookSettings:
         members: Any = None,
         full_on_preview: bool = False,
         stack: Mapping[str, str | None] | None = None,
+        safety_net_s: float | None = None,
     ) -> NotebookSettings:
         """members (the notebook's MEMBERS: a list, or "auto" for one member per attached checkpoint) or one
         config + overrides; JIGSAW_KIT_CONFIG (one member) or JIGSAW_KIT_MEMBERS ("cfg[:weight],..." or "auto")
-        replace them. stack: the install cell's import check ({module: None or why it failed})."""
+        replace them. stack: the install cell's import check ({module: None or why it failed}); safety_net_s: how
+        long the first cell's TF-IDF took (the fast member runs the same recipe on the same data)."""
         env = os.environ if env is None else env
         steps = env.get("JIGSAW_KIT_MAX_STEPS", "").strip()
         input_root = Path(env.get("JIGSAW_KIT_KAGGLE_INPUT", "").strip() or "/kaggle/input")
@@ -151,6 +157,7 @@ class NotebookSettings:
             full_on_preview=full_on_preview or env_flag(env, "JIGSAW_KIT_FULL_PREVIEW"),
             preview_steps=int(_env_float(env, "JIGSAW_KIT_PREVIEW_STEPS", PREVIEW_STEPS)),
             poll_s=_env_float(env, "JIGSAW_KIT_POLL_S", 120.0),
+            stagger_s=_env_float(env, "JIGSAW_KIT_STAGGER_S", 30.0),
             fast_member=None if fast.lower() in ("none", "off", "0") else fast,
             guard_hours=_env_float(env, "JIGSAW_KIT_GUARD_HOURS", GUARD_HOURS),
             on_failure=on_failure,
@@ -158,6 +165,7 @@ class NotebookSettings:
             auto=auto,
             unusable=unusable,
             broken=tuple((m, why) for m, why in (stack or {}).items() if why),
+            fast_member_s=KIT_START_S + safety_net_s if safety_net_s is not None else cls.fast_member_s,
         )
 
     @property
@@ -380,12 +388,13 @@ def probe_throughput(cfg: Config, processed: Processed, work_dir: Path, steps: i
     """Time a few real training steps and one prediction pass on this machine.
 
     Training speed comes from the Trainer's own train_runtime (model loading and tokenising excluded, the
-    first steps' warm-up included: errs slow). Prediction is timed around the whole call, model load
-    included, so it also errs slow.
+    first steps' warm-up included: errs slow). Prediction is timed as a member predicts: the model loaded
+    once (not timed), then the rows, length-sorted batches and all.
     """
     import pandas as pd
 
-    from jigsaw_kit.pipeline import fit, predict
+    from jigsaw_kit import methods
+    from jigsaw_kit.pipeline import fit
 
     probe_cfg = dataclasses.replace(cfg, max_steps=steps, logging_steps=max(1, steps), save_steps=0)
     result = fit(probe_cfg, processed.train, work_dir)
@@ -394,8 +403,9 @@ def probe_throughput(cfg: Config, processed: Processed, work_dir: Path, steps: i
     train_rate = steps * cfg.batch_size * cfg.grad_accum / runtime
     cols = ["rule", "text", "input_a", "input_b"]
     sample = pd.concat([processed.test[cols], processed.train[cols]], ignore_index=True).head(predict_rows)
+    model = methods.load(work_dir, probe_cfg)
     t = time.perf_counter()
-    predict(work_dir, probe_cfg, sample, show_progress=False)
+    model.predict(sample, show_progress=False)
     predict_rate = len(sample) / (time.perf_counter() - t)
     return Throughput(
         train_rate,
@@ -421,8 +431,21 @@ def measure_run(cfg: Config, processed: Processed, settings: NotebookSettings) -
     return tp, (token_lengths(cfg, rows) if len(rows) else None)
 
 
-def run_workload(cfg: Config, processed: Processed) -> Workload:
-    return workload(cfg, len(processed.train), len(processed.test))
+def run_workload(cfg: Config, processed: Processed, devices: int = 1) -> Workload:
+    """The rows the trainer will see: after deduplication and the config's upsampling of the test examples."""
+    from jigsaw_kit.data.prep import from_test_examples
+
+    train = processed.train
+    examples = int(from_test_examples(train).sum()) if len(train) else 0
+    return workload(cfg, len(train), len(processed.test), devices, examples)
+
+
+def plan_budget(settings: NotebookSettings, log: StageLog) -> tuple[float, float]:
+    """(overhead, budget) in seconds for fit_to_budget: what is spent or reserved (the notebook so far, the fast
+    member, the final load and writes), and a budget that leaves the plan PLAN_SHARE of the time left after it."""
+    overhead = log.elapsed() + RESERVE_S + (settings.fast_member_s if settings.fast_member else 0.0)
+    left = max(0.0, settings.budget_hours * 3600 - overhead)
+    return overhead, overhead + PLAN_SHARE * left
 
 
 def report_plan(
@@ -435,7 +458,7 @@ def report_plan(
     overhead: float,
 ) -> list[tuple[str, float]]:
     """Print the projections (this data, the hidden test's size) and the plan's cuts; (label, seconds) of each."""
-    budget = settings.budget_hours * 3600
+    budget = plan.budget_s
     here = project(work, tp, overhead, lengths)
     print(format_projection("this data", work, tp, here, budget))
     totals = [("this data", here.total_s)]
@@ -445,7 +468,7 @@ def report_plan(
         full = project(w, tp, overhead, lengths)
         print(format_projection(label, w, tp, full, budget))
         totals.append((f"{w.test_rows:,} rows {'worst case' if 'worst' in label else 'expected'}", full.total_s))
-        for change in fit_to_budget(w, tp, budget, overhead, lengths).changes:
+        for change in fit_to_budget(w, tp, budget, overhead, lengths).changes:  # the same margin at full size
             print(f"  (at that size the budget would cut: {change})")
     for change in plan.changes:
         print(f"BUDGET: {change}")
@@ -472,9 +495,9 @@ def plan_run(
         return cfg, None
     tp, lengths = measure_run(cfg, processed, settings)
     tp = shared(tp, share)
-    overhead = log.elapsed() + RESERVE_S
+    overhead, budget = plan_budget(settings, log)
     work = run_workload(cfg, processed)
-    plan = fit_to_budget(work, tp, settings.budget_hours * 3600, overhead, lengths)
+    plan = fit_to_budget(work, tp, budget, overhead, lengths)
     totals = report_plan(processed, settings, work, tp, lengths, plan, overhead)
     if not plan.fits:
         raise KitError(plan.changes[-1])

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from jigsaw_kit.core.errors import KitError
 from jigsaw_kit.kaggle import evidence
-from jigsaw_kit.kaggle.budget import RESERVE_S, Contender, apply_plan, choose_within_budget, gpu_shares, hms, shared
+from jigsaw_kit.kaggle.budget import Contender, apply_plan, choose_within_budget, gpu_shares, hms, shared
 from jigsaw_kit.kaggle.bundling import slug
 from jigsaw_kit.kaggle.members import (
     BASE_ENCODER,
@@ -44,6 +44,7 @@ from jigsaw_kit.kaggle.notebook import (
     find_base_encoder,
     measure_run,
     member_config,
+    plan_budget,
     report_plan,
     run_workload,
 )
@@ -242,8 +243,8 @@ def _budget(
     """Cut, then drop the weakest, so that every fine-tune fits the budget; the cuts go into each run's overrides."""
     if not probes:
         return
-    overhead = log.elapsed() + RESERVE_S
-    plans, drops = choose_within_budget([c for *_, c in probes], settings.budget_hours * 3600, overhead)
+    overhead, budget = plan_budget(settings, log)
+    plans, drops = choose_within_budget([c for *_, c in probes], budget, overhead)
     why = dict(drops)
     shares = gpu_shares([c for *_, c in probes if c.name in plans])
     for run, cfg, data, c in probes:
@@ -294,6 +295,7 @@ def train_members(
         blend_finished(runs, processed, settings)
 
     kw = {"poll_s": settings.poll_s, "keep_going": keep_going, "deadline": deadline, "on_done": reblend}
+    kw["stagger_s"] = settings.stagger_s
     first, rest = [r for r in live if r.first], [r for r in live if not r.first]
     if first:
         run_members(first, data_dir, **kw)
