@@ -67,3 +67,41 @@ def test_members_start_staggered(tmp_path, monkeypatch):
     members_mod.run_members(runs, Path(tmp_path), poll_s=0.2, out=lambda s: None, stagger_s=1.0, keep_going=True)
     t = sorted(float(x) for x in stamps.read_text().split())
     assert len(t) == 2 and t[1] - t[0] >= 0.9
+
+
+def _probed(name: str, device: str | None, gib: float | None) -> kk.Contender:
+    tp = kk.Throughput(100.0, 1000.0, 256, "test", None if gib is None else int(gib * 2**30))
+    return kk.Contender(name, 5, device, workload(load_config("kaggle-t4"), 1000, 100), tp)
+
+
+def test_members_sharing_a_gpu_are_packed_by_their_probes_peak_memory():
+    from jigsaw_kit.kaggle.budget import pack_by_memory
+
+    # two that fit one 15 GiB T4 together run at once; a third that does not waits for the last one there
+    fit = [_probed("a", "0", 5), _probed("b", "0", 6), _probed("c", "0", 9), _probed("d", "1", 14)]
+    assert pack_by_memory(fit) == {"c": "b"}
+    # a card nvidia-smi says is bigger holds them all; unmeasured peaks (CPU, or no probe) are never held back
+    assert pack_by_memory(fit, {"0": 80 * 2**30}) == {}
+    assert pack_by_memory([_probed("x", "0", None), _probed("y", "0", 14), _probed("z", None, None)]) == {}
+
+
+def test_a_member_that_waits_starts_when_the_one_before_it_ends(tmp_path, monkeypatch):
+    stamps = tmp_path / "stamps.txt"
+
+    def command(run, data_dir, python=sys.executable):
+        code = (
+            f"import time; f = open({str(stamps)!r}, 'a'); f.write(f'{run.member.name} start {{time.time()}}\\n');"
+            f" time.sleep(1); f.write(f'{run.member.name} end {{time.time()}}\\n')"
+        )
+        return [python, "-c", code]
+
+    monkeypatch.setattr(members_mod, "member_command", command)
+    runs = [
+        kk.MemberRun(kk.Member(n, "tfidf-lr", {}, 1.0), "tfidf-lr", "0", None, {}, tmp_path / n) for n in ("a", "b")
+    ]
+    runs[1].after = "a"
+    lines: list[str] = []
+    members_mod.run_members(runs, Path(tmp_path), poll_s=0.2, out=lines.append, keep_going=True)
+    t = {" ".join(x.split()[:2]): float(x.split()[2]) for x in stamps.read_text().splitlines()}
+    assert t["b start"] >= t["a end"] and all(r.status == "done" for r in runs)
+    assert any(x.startswith("[b] GPU 0 (after a): $ ") for x in lines)

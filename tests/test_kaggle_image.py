@@ -33,7 +33,7 @@ def test_which_interpreters_a_wheel_installs_on(filename, pythons):
 
 
 def test_a_p100_is_refused_at_start_with_the_fix_and_dropped_on_the_rerun():
-    cards = [("0", "Tesla P100-PCIE-16GB", 6.0)]
+    cards = [("0", "Tesla P100-PCIE-16GB", 6.0, 16 * 2**30)]
     with pytest.raises(KitError, match=r"GPU 0 Tesla P100-PCIE-16GB \(sm_60\).*no longer runs.*GPU T4 x2"):
         kk.NotebookSettings().with_accelerator(["0"], cards)
     s, gpus = kk.NotebookSettings(rerun=True).with_accelerator(["0"], cards)
@@ -43,22 +43,22 @@ def test_a_p100_is_refused_at_start_with_the_fix_and_dropped_on_the_rerun():
 @pytest.mark.parametrize(
     ("cards", "bf16"),
     [
-        ([("0", "Tesla T4", 7.5), ("1", "Tesla T4", 7.5)], False),  # fp16, as the configs say
-        ([("0", "NVIDIA A100-SXM4-40GB", 8.0)], True),
-        ([("0", "NVIDIA H100", 9.0), ("1", "Tesla T4", 7.5)], False),  # bf16 only where every card has it
+        ([("0", "Tesla T4", 7.5, 15360 * 2**20), ("1", "Tesla T4", 7.5, 15360 * 2**20)], False),  # fp16, as configs say
+        ([("0", "NVIDIA A100-SXM4-40GB", 8.0, 40 * 2**30)], True),
+        ([("0", "NVIDIA H100", 9.0, 80 * 2**30), ("1", "Tesla T4", 7.5, 15 * 2**30)], False),  # bf16 only on all
         (None, False),  # nvidia-smi could not say
     ],
 )
 def test_newer_cards_run_bf16(cards, bf16):
     gpus = [c[0] for c in cards] if cards else ["0"]
     s, kept = kk.NotebookSettings().with_accelerator(gpus, cards)
-    assert kept == gpus and s.bf16 is bf16
+    assert kept == gpus and s.bf16 is bf16 and len(s.gpu_bytes) == len(cards or [])
 
 
 def test_gpu_cards_parses_nvidia_smi_and_says_when_it_cannot():
-    two = [("0", "Tesla T4", 7.5), ("1", "Tesla T4", 7.5)]
-    assert kk.gpu_cards(lambda: "0, Tesla T4, 7.5\n1, Tesla T4, 7.5\n") == two
-    assert kk.gpu_cards(lambda: "0, Tesla T4, [N/A]\n") is None and kk.gpu_cards(lambda: None) is None
+    two = [("0", "Tesla T4", 7.5, 15360 * 2**20), ("1", "Tesla T4", 7.5, 15360 * 2**20)]
+    assert kk.gpu_cards(lambda: "0, Tesla T4, 7.5, 15360\n1, Tesla T4, 7.5, 15360\n") == two
+    assert kk.gpu_cards(lambda: "0, Tesla T4, [N/A], 15360\n") is None and kk.gpu_cards(lambda: None) is None
 
 
 def test_each_method_names_the_modules_it_imports():

@@ -33,6 +33,7 @@ class Throughput:
     predict_rows_per_s: float
     max_length: int
     source: str
+    peak_gpu_bytes: int | None = None  # the probe's peak GPU memory (torch's allocator); None on the CPU
 
 
 # A guess for when nothing was measured (--probe-steps 0, kaggle-plan without rates): MiniLM-L6 (~11M
@@ -244,6 +245,31 @@ def choose_within_budget(
         why = f"over the budget of {hms(budget_s)}: {what}; {weakest}"
         dropped.append((victim.name, why))
         kept.remove(victim)
+
+
+T4_BYTES = 15 * 2**30  # a T4's 16 GB less the CUDA context and the allocator's slack: when nvidia-smi cannot say
+PACK_SHARE = 0.9  # members sharing a card run at once only while their probes' peaks sum under this share of it
+
+
+def pack_by_memory(
+    contenders: Sequence[Contender], card_bytes: Mapping[str, int] | None = None
+) -> dict[str, str]:
+    """{member: the member it waits for} so that fine-tunes sharing a GPU fit its memory: in order, each joins the
+    members already running on its card while their probes' peak memory sums under PACK_SHARE of the card, else it
+    starts when the last one there ends (one after another). Members without a measured peak run at once."""
+    after: dict[str, str] = {}
+    running: dict[str, list[Contender]] = {}
+    for c in contenders:
+        if c.device is None or c.tp.peak_gpu_bytes is None:
+            continue
+        card = (card_bytes or {}).get(c.device, T4_BYTES)
+        here = running.setdefault(c.device, [])
+        if here and sum(x.tp.peak_gpu_bytes or 0 for x in here) + c.tp.peak_gpu_bytes > PACK_SHARE * card:
+            after[c.name] = here[-1].name
+            running[c.device] = [c]
+        else:
+            here.append(c)
+    return after
 
 
 def hms(seconds: float) -> str:

@@ -109,9 +109,9 @@ def visible_gpus(cuda_at_start: str | None, nvidia_smi: Callable[[], str | None]
     return [str(i) for i, _ in enumerate(x for x in listing.splitlines() if x.startswith("GPU "))]
 
 
-def gpu_cards(query: Callable[[], str | None] | None = None) -> list[tuple[str, str, float]] | None:
-    """(index, name, compute capability) of each GPU from `nvidia-smi` (CUDA stays cold); None: nvidia-smi is
-    missing or too old to report compute_cap."""
+def gpu_cards(query: Callable[[], str | None] | None = None) -> list[tuple[str, str, float, int]] | None:
+    """(index, name, compute capability, memory in bytes) of each GPU from `nvidia-smi` (CUDA stays cold); None:
+    nvidia-smi is missing or too old to report compute_cap."""
     text = (query or _nvidia_smi_cards)()
     if text is None:
         return None
@@ -119,7 +119,7 @@ def gpu_cards(query: Callable[[], str | None] | None = None) -> list[tuple[str, 
     for line in text.strip().splitlines():
         parts = [x.strip() for x in line.split(",")]
         try:
-            cards.append((parts[0], parts[1], float(parts[2])))
+            cards.append((parts[0], parts[1], float(parts[2]), int(float(parts[3].split()[0]) * 2**20)))
         except (IndexError, ValueError):
             return None
     return cards
@@ -129,7 +129,7 @@ def _nvidia_smi_cards() -> str | None:
     exe = shutil.which("nvidia-smi")
     if exe is None:
         return None
-    cmd = [exe, "--query-gpu=index,name,compute_cap", "--format=csv,noheader"]
+    cmd = [exe, "--query-gpu=index,name,compute_cap,memory.total", "--format=csv,noheader,nounits"]
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.SubprocessError):
@@ -222,6 +222,7 @@ class MemberRun:
     blend: bool = True  # False: a safety net, in the blend only while no blended member has finished
     status: str = "planned"  # planned -> done | failed | dropped
     reason: str = ""  # why it failed or was dropped
+    after: str | None = None  # starts when this member ends (their probes' memory does not fit one card together)
     process: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
@@ -323,14 +324,14 @@ def run_members(
     Members start stagger_s apart, so that their model loading and tokenising do not all peak in RAM at once.
     """
     threads = max(1, (os.cpu_count() or 1) // max(1, len(runs)))
-    for i, r in enumerate(runs):
-        if i and stagger_s > 0:
-            time.sleep(stagger_s)
+
+    def start(r: MemberRun) -> None:
         if r.run_dir.exists():  # a rerun of this cell in a session: start clean, the notebook owns this folder
             shutil.rmtree(r.run_dir)
         r.run_dir.parent.mkdir(parents=True, exist_ok=True)
         cmd = member_command(r, data_dir)
-        out(f"[{r.member.name}] {r.where}: $ {' '.join(cmd)}")
+        wait = f" (after {r.after})" if r.after else ""
+        out(f"[{r.member.name}] {r.where}{wait}: $ {' '.join(cmd)}")
         with open(r.log, "w", encoding="utf-8") as log:
             log.write(f"$ {' '.join(cmd)}\n")
             log.flush()
@@ -341,6 +342,13 @@ def run_members(
                 env=member_env(os.environ, r.device, threads),
                 start_new_session=True,
             )
+
+    names = {r.member.name for r in runs}
+    waiting = [r for r in runs if r.after in names]
+    for i, r in enumerate([r for r in runs if r not in waiting]):
+        if i and stagger_s > 0:
+            time.sleep(stagger_s)
+        start(r)
     t0 = time.time()
 
     def fail(r: MemberRun, status: str, reason: str, detail: str = "") -> None:
@@ -351,7 +359,15 @@ def run_members(
         out("!" * 100)
         out(dropped_line(r) + detail)
 
-    pending = list(runs)
+    pending = [r for r in runs if r not in waiting]
+
+    def ended(r: MemberRun) -> None:
+        """Start whatever waited for r (one after another on a card too small for both)."""
+        for w in [w for w in waiting if w.after == r.member.name]:
+            waiting.remove(w)
+            start(w)
+            pending.append(w)
+
     try:
         while pending:
             wake = time.time() + poll_s
@@ -368,6 +384,7 @@ def run_members(
                         out(f"[{r.member.name}] running {time.time() - t0:.0f} s: {last[0][-160:] if last else ''}")
                     continue
                 pending.remove(r)
+                ended(r)
                 lines = "\n".join(f"  | {x}" for x in _last_line(r.log, tail))
                 if rc != 0:
                     why = f"failed with exit status {rc} after {time.time() - t0:.0f} s"
@@ -387,12 +404,13 @@ def run_members(
                             on_done(r)  # blend again without it
                         except Exception as again:  # noqa: BLE001  the last good submission.csv stays
                             out(f"re-blend without {r.member.name} failed too ({again}); submission.csv unchanged")
-            if late and pending:
-                _guard(pending, time.time() - t0, keep_going, out)
-                pending = []
+            if late and (pending or waiting):
+                _guard([*pending, *waiting], time.time() - t0, keep_going, out)
+                pending, waiting[:] = [], []
     finally:
         for r in runs:
-            _stop(r)
+            if r.process is not None:
+                _stop(r)
 
 
 def _guard(pending: Sequence[MemberRun], elapsed: float, keep_going: bool, out: Callable[[str], None]) -> None:

@@ -104,6 +104,7 @@ class NotebookSettings:
     broken: tuple[tuple[str, str], ...] = ()  # (module, why) the install cell's import check could not import
     gpu_refused: str = ""  # why the GPUs cannot be used (a P100 under the image's torch); GPU members are dropped
     bf16: bool = False  # every GPU has fast bf16 (sm_80+): fp16 configs run bf16 there
+    gpu_bytes: tuple[tuple[str, int], ...] = ()  # (GPU id, its memory) from nvidia-smi: packing members by memory
 
     @classmethod
     def from_env(
@@ -199,15 +200,15 @@ class NotebookSettings:
         lines += [f"cannot import {m}: {why} (members that need it are dropped)" for m, why in self.broken]
         return "\n".join(lines)
 
-    def with_accelerator(self, gpus: list[str], cards: list[tuple[str, str, float]] | None) -> tuple[
+    def with_accelerator(self, gpus: list[str], cards: list[tuple[str, str, float, int]] | None) -> tuple[
         NotebookSettings, list[str]
     ]:
         """The GPUs the members may use, by what `nvidia-smi` says of each card (cards: (index, name, compute
-        capability); None: unknown). The image's torch no longer runs on a P100 (sm_60; Kaggle/docker-python
-        82c5c43): refused at start with the fix, or on the hidden rerun its GPU members dropped and the rest on
-        the CPU. Cards that all have fast bf16 (sm_80+) run fp16 configs in bf16."""
+        capability, memory bytes); None: unknown). The image's torch no longer runs on a P100 (sm_60;
+        Kaggle/docker-python 82c5c43): refused at start with the fix, or on the hidden rerun its GPU members dropped
+        and the rest on the CPU. Cards that all have fast bf16 (sm_80+) run fp16 configs in bf16."""
         mine = [c for c in (cards or []) if c[0] in gpus] if gpus else []
-        old = [f"GPU {i} {name} (sm_{cap * 10:.0f})" for i, name, cap in mine if cap < MIN_CAPABILITY]
+        old = [f"GPU {c[0]} {c[1]} (sm_{c[2] * 10:.0f})" for c in mine if c[2] < MIN_CAPABILITY]
         if old:
             why = (
                 f"{', '.join(old)}: Kaggle's image ships a torch that no longer runs on cards older than sm_"
@@ -219,8 +220,8 @@ class NotebookSettings:
                 raise KitError(why + ".")
             print(f"FALLBACK: {why}; members that need a GPU are dropped, the others run on the CPU")
             return dataclasses.replace(self, gpu_refused=why), []
-        bf16 = bool(mine) and len(mine) == len(gpus) and all(cap >= 8.0 for _, _, cap in mine)
-        return dataclasses.replace(self, bf16=bf16), gpus
+        bf16 = bool(mine) and len(mine) == len(gpus) and all(c[2] >= 8.0 for c in mine)
+        return dataclasses.replace(self, bf16=bf16, gpu_bytes=tuple((c[0], c[3]) for c in mine)), gpus
 
 
 class StageLog:
@@ -392,10 +393,14 @@ def probe_throughput(cfg: Config, processed: Processed, work_dir: Path, steps: i
     once (not timed), then the rows, length-sorted batches and all.
     """
     import pandas as pd
+    import torch
 
     from jigsaw_kit import methods
     from jigsaw_kit.pipeline import fit
 
+    cuda = torch.cuda.is_available()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
     probe_cfg = dataclasses.replace(cfg, max_steps=steps, logging_steps=max(1, steps), save_steps=0)
     result = fit(probe_cfg, processed.train, work_dir)
     runtime = next((h["train_runtime"] for h in reversed(result.log_history) if "train_runtime" in h), None)
@@ -412,6 +417,7 @@ def probe_throughput(cfg: Config, processed: Processed, work_dir: Path, steps: i
         predict_rate,
         cfg.max_length,
         f"measured here over {steps} training step{'s' if steps != 1 else ''}, {len(sample)} rows predicted",
+        int(torch.cuda.max_memory_allocated()) if cuda else None,
     )
 
 

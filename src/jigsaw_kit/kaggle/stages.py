@@ -22,7 +22,15 @@ from typing import TYPE_CHECKING
 
 from jigsaw_kit.core.errors import KitError
 from jigsaw_kit.kaggle import evidence
-from jigsaw_kit.kaggle.budget import Contender, apply_plan, choose_within_budget, gpu_shares, hms, shared
+from jigsaw_kit.kaggle.budget import (
+    Contender,
+    apply_plan,
+    choose_within_budget,
+    gpu_shares,
+    hms,
+    pack_by_memory,
+    shared,
+)
 from jigsaw_kit.kaggle.bundling import slug
 from jigsaw_kit.kaggle.members import (
     BASE_ENCODER,
@@ -247,6 +255,7 @@ def _budget(
     plans, drops = choose_within_budget([c for *_, c in probes], budget, overhead)
     why = dict(drops)
     shares = gpu_shares([c for *_, c in probes if c.name in plans])
+    waits = pack_by_memory([c for *_, c in probes if c.name in plans], dict(settings.gpu_bytes))
     for run, cfg, data, c in probes:
         if c.name in why:
             run.status, run.reason = "dropped", why[c.name]
@@ -262,7 +271,10 @@ def _budget(
                 run.overrides[key] = getattr(planned, key)
         parts = [f"this data {hms(plan.projection.total_s)}"] + [f"{label} {hms(t)}" for label, t in totals[1:]]
         cuts = f"; cuts: {', '.join(plan.changes)}" if plan.changes else ""
-        run.note = f"fine-tune {_shown(Path(cfg.model))}: projected {'; '.join(parts)}{cuts}{run.note}"
+        run.after = waits.get(c.name)
+        peak = f"; probe peak {c.tp.peak_gpu_bytes / 2**30:.1f} GiB" if c.tp.peak_gpu_bytes else ""
+        queued = f"; starts after {run.after} (both would not fit GPU {c.device}'s memory)" if run.after else ""
+        run.note = f"fine-tune {_shown(Path(cfg.model))}: projected {'; '.join(parts)}{cuts}{peak}{queued}{run.note}"
 
 
 def blend_finished(runs: list[MemberRun], processed: Processed, settings: NotebookSettings) -> list[MemberRun]:
