@@ -20,7 +20,7 @@ from jigsaw_kit.kaggle import members as members_mod
 from jigsaw_kit.kaggle.budget import PLAN_SHARE, RESERVE_S, workload
 from jigsaw_kit.kaggle.notebook import plan_budget, run_workload
 
-from .conftest import SAMPLE
+from .conftest import ROOT, SAMPLE
 
 
 def test_the_workload_counts_the_rows_the_trainer_sees_after_upsampling():
@@ -105,3 +105,48 @@ def test_a_member_that_waits_starts_when_the_one_before_it_ends(tmp_path, monkey
     t = {" ".join(x.split()[:2]): float(x.split()[2]) for x in stamps.read_text().splitlines()}
     assert t["b start"] >= t["a end"] and all(r.status == "done" for r in runs)
     assert any(x.startswith("[b] GPU 0 (after a): $ ") for x in lines)
+
+
+def _preview(tmp_path: Path, members: list) -> tuple[kk.NotebookSettings, object]:
+    import shutil
+
+    inp = tmp_path / "input" / "competitions" / "jigsaw-agile-community-rules"
+    inp.mkdir(parents=True)
+    for f in ("train.csv", "test.csv", "sample_submission.csv"):
+        shutil.copy(SAMPLE / f, inp / f)
+    env = {"JIGSAW_KIT_KAGGLE_INPUT": str(tmp_path / "input"), "JIGSAW_KIT_KAGGLE_WORKING": str(tmp_path / "w")}
+    (tmp_path / "w").mkdir()
+    s = kk.NotebookSettings.from_env(members=members, env=env)
+    return s, kk.load_data(s)[1]
+
+
+def test_the_lone_fine_tune_trains_with_ddp_over_both_gpus(tmp_path):
+    from .test_models import make_bert
+
+    bert = make_bert(tmp_path / "bert")
+    minilm = str(ROOT / "weights" / "all-MiniLM-L6-v2")
+    both = [("kaggle-t4", {"model": str(bert)}, 1.0), ("cpu-contrastive", {"model": minilm}, 1.0)]
+    s, processed = _preview(tmp_path, both)
+    runs = {r.member.name: r for r in kk.plan_members(s, processed, ["0", "1"], kk.StageLog(out=lambda x: None))}
+    tuned = runs["kaggle-t4"]
+    assert (tuned.device, tuned.ddp, tuned.where) == ("0,1", 2, "GPUs 0,1 (DDP)")
+    cmd = members_mod.member_command(tuned, Path("/data"))
+    assert cmd[1:6] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m"]
+    assert members_mod.member_env({}, tuned.device, 2)["CUDA_VISIBLE_DEVICES"] == "0,1"
+    assert runs["cpu-contrastive"].ddp == 1 and runs["tfidf-lr"].device is None
+    # two fine-tunes: one GPU each, no DDP
+    s, processed = _preview(tmp_path / "two", [("kaggle-t4", {"model": str(bert)}, 1.0)] * 2)
+    two = kk.plan_members(s, processed, ["0", "1"], kk.StageLog(out=lambda x: None))
+    assert sorted((r.device, r.ddp) for r in two if r.method == "transformer") == [("0", 1), ("1", 1)]
+
+
+def test_each_member_gets_a_training_deadline_that_leaves_room_to_predict():
+    run = kk.MemberRun(kk.Member("a", "kaggle-t4", {}, 1.0), "transformer", "0", None, {}, Path("/x"))
+    assert members_mod.train_deadline(run, None) is None
+    assert members_mod.train_deadline(run, 10_000.0) == 10_000.0 - members_mod.PREDICT_RESERVE_S
+    run.predict_s = 1_000.0  # twice the projected prediction time when that is longer
+    assert members_mod.train_deadline(run, 10_000.0) == 8_000.0
+    env = members_mod.member_env({}, "0", 2, 8_000.0)
+    assert env["JIGSAW_KIT_TRAIN_DEADLINE"] == "8000" and "JIGSAW_KIT_TRAIN_DEADLINE" not in members_mod.member_env(
+        {}, "0", 2
+    )

@@ -206,6 +206,22 @@ def shared(tp: Throughput, k: int) -> Throughput:
     )
 
 
+DDP_EFFICIENCY = 0.85  # assumed, not measured: two T4s in DDP train at ~1.7x one (gradient all-reduce over PCIe)
+
+
+def ddp_speed(tp: Throughput, k: int) -> Throughput:
+    """The probe's one-GPU speed for a member that trains with DDP over k GPUs and shards its prediction."""
+    if k <= 1:
+        return tp
+    f = k * DDP_EFFICIENCY
+    return dataclasses.replace(
+        tp,
+        train_rows_per_s=tp.train_rows_per_s * f,
+        predict_rows_per_s=tp.predict_rows_per_s * f,
+        source=f"{tp.source}; x {f:.2f}: DDP over {k} GPUs at an assumed {DDP_EFFICIENCY:.0%} each",
+    )
+
+
 def gpu_shares(contenders: Sequence[Contender]) -> Counter:
     return Counter(c.device for c in contenders if c.device is not None)
 

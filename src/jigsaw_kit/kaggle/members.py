@@ -223,6 +223,9 @@ class MemberRun:
     status: str = "planned"  # planned -> done | failed | dropped
     reason: str = ""  # why it failed or was dropped
     after: str | None = None  # starts when this member ends (their probes' memory does not fit one card together)
+    ddp: int = 1  # > 1: trains with DDP over that many GPUs (torchrun), its prediction sharded (the lone fine-tune)
+    predict_s: float | None = None  # the plan's projected prediction time: its training deadline leaves room for it
+    stopped_early: str = ""  # what train_metrics.json says when its deadline stopped the training
     process: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
@@ -235,22 +238,34 @@ class MemberRun:
 
     @property
     def where(self) -> str:
-        return f"GPU {self.device}" if self.device is not None else "CPU"
+        if self.device is None:
+            return "CPU"
+        return f"GPUs {self.device} (DDP)" if self.ddp > 1 else f"GPU {self.device}"
 
 
 def member_command(run: MemberRun, data_dir: Path, python: str = sys.executable) -> list[str]:
-    cmd = [python, "-m", "jigsaw_kit.cli", "run", "--data-dir", str(data_dir), "--config", run.member.config]
+    """`jigsaw-kit run` for the member; under torchrun over its GPUs when it trains with DDP."""
+    cmd = [python, "-m"]
+    if run.ddp > 1:  # one process per GPU; `run` shards the prediction and rank 0 writes the submission
+        cmd += ["torch.distributed.run", "--standalone", f"--nproc_per_node={run.ddp}", "-m"]
+    cmd += ["jigsaw_kit.cli", "run", "--data-dir", str(data_dir), "--config", run.member.config]
     if run.model_dir is not None:
         cmd += ["--model", str(run.model_dir)]
     cmd += ["--run-dir", str(run.run_dir), "--output", str(run.submission)]
     return cmd + set_args(run.overrides)
 
 
-def member_env(base: Mapping[str, str], device: str | None, threads: int) -> dict[str, str]:
-    """The member's environment: its one GPU ("" hides them all from a CPU member) and its share of the cores."""
+def member_env(
+    base: Mapping[str, str], device: str | None, threads: int, train_deadline: float | None = None
+) -> dict[str, str]:
+    """The member's environment: its GPU(s) ("" hides them all from a CPU member), its share of the cores, and the
+    time (epoch seconds) by which its training stops so that it still predicts and writes (JIGSAW_KIT_TRAIN_DEADLINE,
+    read by the trainer's deadline callback)."""
     env = dict(base)
     env["CUDA_VISIBLE_DEVICES"] = device if device is not None else ""
     env["PYTHONUNBUFFERED"] = "1"  # the log shows progress as it happens, not in 8 kB lumps
+    if train_deadline is not None:
+        env["JIGSAW_KIT_TRAIN_DEADLINE"] = f"{train_deadline:.0f}"
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         env.setdefault(var, str(threads))  # concurrent members would otherwise each start one thread per core
     return env
@@ -339,7 +354,7 @@ def run_members(
                 cmd,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=member_env(os.environ, r.device, threads),
+                env=member_env(os.environ, r.device, threads, train_deadline(r, deadline)),
                 start_new_session=True,
             )
 
@@ -393,6 +408,9 @@ def run_members(
                 out(f"[{r.member.name}] done in {time.time() - t0:.0f} s -> {r.submission}; last lines of {r.log}:")
                 out(lines)
                 r.status = "done"
+                r.stopped_early = stopped_early(r.run_dir)
+                if r.stopped_early:
+                    out(f"[{r.member.name}] {r.stopped_early}; its predictions are blended all the same")
                 if on_done is not None:
                     try:
                         on_done(r)
@@ -411,6 +429,30 @@ def run_members(
         for r in runs:
             if r.process is not None:
                 _stop(r)
+
+
+PREDICT_RESERVE_S = 900.0  # at least this long between a member's training deadline and the wall-clock guard
+
+
+def train_deadline(run: MemberRun, guard: float | None) -> float | None:
+    """When the member's training must stop: the guard less twice its projected prediction time (model loading,
+    writing, a slower GPU), at least PREDICT_RESERVE_S; None without a guard."""
+    if guard is None:
+        return None
+    return guard - max(PREDICT_RESERVE_S, 2 * (run.predict_s or 0.0))
+
+
+def stopped_early(run_dir: Path) -> str:
+    """'' or what the member's train_metrics.json says of a training its deadline stopped."""
+    import json
+
+    try:
+        m = json.loads((Path(run_dir) / "train_metrics.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ""
+    if not isinstance(m, dict) or not m.get("stopped_early"):
+        return ""
+    return f"STOPPED EARLY by its deadline at step {m.get('stopped_at_step')} of {m.get('planned_steps')}"
 
 
 def _guard(pending: Sequence[MemberRun], elapsed: float, keep_going: bool, out: Callable[[str], None]) -> None:

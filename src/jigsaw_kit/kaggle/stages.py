@@ -26,6 +26,7 @@ from jigsaw_kit.kaggle.budget import (
     Contender,
     apply_plan,
     choose_within_budget,
+    ddp_speed,
     gpu_shares,
     hms,
     pack_by_memory,
@@ -182,7 +183,10 @@ def plan_members(settings: NotebookSettings, processed: Processed, gpus: list[st
         print(preview_banner(test_rows, settings.preview_steps))
     ok, dropped = _checked(settings, keep_going)
     planned = _with_fast_member(ok, settings)
-    devices = assign_devices([method_class(c.method).gpu for _, c, _, _ in planned], gpus)
+    uses = [method_class(c.method).gpu for _, c, _, _ in planned]
+    devices = assign_devices(uses, gpus)
+    # The lone fine-tune or LoRA trains on every GPU (DDP) instead of leaving the second T4 idle.
+    ddp = len(gpus) if uses.count("needs") == 1 and len(gpus) > 1 else 1
     runs: list[MemberRun] = []
     probes: list[tuple[MemberRun, Config, Processed, Contender]] = []
     for (m, cfg, first, blend), dev in zip(planned, devices):
@@ -201,6 +205,8 @@ def plan_members(settings: NotebookSettings, processed: Processed, gpus: list[st
             cfg = dataclasses.replace(cfg, precision="bf16")
             cpu = "; every GPU runs fast bf16 (sm_80+), so bf16 instead of fp16"
         run = MemberRun(m, cfg.method, dev, model, overrides, settings.run_root / m.name, first=first, blend=blend)
+        if ddp > 1 and cls.gpu == "needs":
+            run.device, run.ddp = ",".join(gpus), ddp
         runs.append(run)
         entry = evidence.evidence(m.evidence_key)
         if cfg.method != "transformer":
@@ -236,7 +242,9 @@ def plan_members(settings: NotebookSettings, processed: Processed, gpus: list[st
                 continue
             finally:
                 _release_gpu()  # the next member's probe must not fail on this one's leftovers
-            c = Contender(m.name, evidence.rank(m.evidence_key), dev, run_workload(cfg, data), tp, tuple(lengths or ()))
+            tp = ddp_speed(tp, run.ddp)
+            work = run_workload(cfg, data, devices=run.ddp)
+            c = Contender(m.name, evidence.rank(m.evidence_key), run.device, work, tp, tuple(lengths or ()))
             probes.append((run, cfg, data, c))
     _budget(probes, settings, log)
     _release_gpu()
@@ -272,9 +280,14 @@ def _budget(
         parts = [f"this data {hms(plan.projection.total_s)}"] + [f"{label} {hms(t)}" for label, t in totals[1:]]
         cuts = f"; cuts: {', '.join(plan.changes)}" if plan.changes else ""
         run.after = waits.get(c.name)
+        run.predict_s = plan.projection.predict_s
         peak = f"; probe peak {c.tp.peak_gpu_bytes / 2**30:.1f} GiB" if c.tp.peak_gpu_bytes else ""
         queued = f"; starts after {run.after} (both would not fit GPU {c.device}'s memory)" if run.after else ""
         run.note = f"fine-tune {_shown(Path(cfg.model))}: projected {'; '.join(parts)}{cuts}{peak}{queued}{run.note}"
+
+
+def _weighed(r: MemberRun) -> str:
+    return f"{r.member.name} x {r.member.weight:g}" + (f" ({r.stopped_early})" if r.stopped_early else "")
 
 
 def blend_finished(runs: list[MemberRun], processed: Processed, settings: NotebookSettings) -> list[MemberRun]:
@@ -286,7 +299,7 @@ def blend_finished(runs: list[MemberRun], processed: Processed, settings: Notebo
         return []
     blend_members(chosen, processed, settings.submission)
     live = sum(r.status in ("planned", "done") for r in runs)
-    what = ", ".join(f"{r.member.name} x {r.member.weight:g}" for r in chosen)
+    what = ", ".join(_weighed(r) for r in chosen)
     print(f"submission.csv <- {what} ({len(done)} of {live} members finished; checked, written atomically)")
     return chosen
 
@@ -329,12 +342,15 @@ def submit_members(runs: list[MemberRun], processed: Processed, settings: Notebo
     if not chosen:
         raise KitError("no member finished, so there is no submission: see the DROPPED lines above.")
     v = pd.read_csv(settings.submission)["rule_violation"]
-    how = "per-rule rank blend of " + ", ".join(f"{r.member.name} x {r.member.weight:g}" for r in chosen)
+    how = "per-rule rank blend of " + ", ".join(_weighed(r) for r in chosen)
     print(
         f"submission: {len(v):,} rows, {how if len(chosen) > 1 else 'the one member ' + chosen[0].member.name}; "
         f"rule_violation min {v.min():.3f} mean {v.mean():.3f} max {v.max():.3f} -> {settings.submission} "
         "(checked against sample_submission.csv)"
     )
+    for r in chosen:
+        if r.stopped_early:
+            print(f"{r.member.name}: {r.stopped_early}: it trained less than planned; its predictions are in")
     left = [r for r in runs if r.status in ("failed", "dropped")]
     for r in left:
         print(dropped_line(r).splitlines()[0])
