@@ -29,6 +29,7 @@ from jigsaw_kit.data import dataset
 from jigsaw_kit.data.competition import load_competition
 from jigsaw_kit.data.dataset import Processed
 from jigsaw_kit.data.submission import make_submission
+from jigsaw_kit.methods.guards import check_predictions
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,10 @@ def fit(
     if main_process:
         method.save(run_dir)
     dt = time.perf_counter() - t0
+    stop = {"stopped_early": False, "stopped_at_step": None, "planned_steps": None, **method.train_info}
     passes = method.passes(len(rows))
+    if stop["stopped_early"] and stop["planned_steps"]:  # the deadline cut the planned passes short
+        passes *= stop["stopped_at_step"] / stop["planned_steps"]
     result = TrainResult(run_dir, dt, len(rows), len(rows) * passes / dt if dt > 0 else float("nan"))
     result.log_history = method.log_history
     if main_process:
@@ -107,16 +111,27 @@ def fit(
                 "epochs": passes,
                 "rows_per_s": result.rows_per_s,
                 "resumed_from": resume_from.name if resume_from is not None else None,
+                **stop,  # stopped_early (by JIGSAW_KIT_TRAIN_DEADLINE), stopped_at_step, planned_steps
             },
         )
     return result
 
 
 def predict(run_dir: Path, cfg: Config, rows: pd.DataFrame, show_progress: bool = True) -> np.ndarray:
-    """P(violation) for templated rows from the method saved in run_dir."""
+    """P(violation) for templated rows from the method saved in run_dir.
+
+    KitError if they are nan/inf, or all equal over different inputs from a method whose scores must vary
+    (guards.check_predictions): a broken member fails here, with its reason, not at the submission check
+    or inside a blend.
+    """
     if rows.empty:
         return np.empty(0)
-    return methods.load(run_dir, cfg).predict(rows, show_progress=show_progress)
+    preds = methods.load(run_dir, cfg).predict(rows, show_progress=show_progress)
+    inputs = [c for c in ("input_a", "input_b") if c in rows.columns]
+    different = not inputs or len(rows.drop_duplicates(inputs)) > 1
+    varies = methods.method_class(cfg.method).scores_vary and different
+    check_predictions(preds, f"{cfg.name} ({run_dir})", allow_constant=not varies)
+    return preds
 
 
 def submit(processed: Processed, preds: np.ndarray, output: Path, run_dir: Path | None = None) -> pd.DataFrame:

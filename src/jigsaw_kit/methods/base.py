@@ -33,10 +33,15 @@ class Method(ABC):
     uses_model: ClassVar[bool] = True  # embeds with or tunes the config's `model` checkpoint
     stepped: ClassVar[bool] = False  # trains max_steps optimizer steps (a smoke run cuts them)
     gpu: ClassVar[str] = "optional"  # "needs" one, "optional" (faster with one), or "none"
+    # A network's softmax over different inputs: all-equal scores mean it broke (pipeline.predict refuses
+    # them). False where a constant is a legitimate answer (per-rule heads of a single-class rule).
+    scores_vary: ClassVar[bool] = False
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
         self.log_history: list[dict[str, Any]] = []  # per-step training log; empty for one-pass methods
+        # extra train_metrics.json keys from fit, e.g. guards.stop_info (stopped_early by the deadline)
+        self.train_info: dict[str, Any] = {}
 
     @abstractmethod
     def fit(self, rows: pd.DataFrame, work_dir: Path | None = None, resume_from: Path | None = None) -> Method:

@@ -29,6 +29,7 @@ class TransformerMethod(Method):
     resumable = True
     stepped = True
     gpu = "needs"
+    scores_vary = True
 
     def __init__(self, cfg: Config) -> None:
         super().__init__(cfg)
@@ -38,7 +39,7 @@ class TransformerMethod(Method):
         self, rows: pd.DataFrame, work_dir: Path | None = None, resume_from: Path | None = None
     ) -> TransformerMethod:
         work_dir = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="jigsaw-kit-"))
-        self.log_history = trainer.fine_tune(self.cfg, rows, work_dir, resume_from)
+        self.log_history, self.train_info = trainer.fine_tune(self.cfg, rows, work_dir, resume_from)
         self.model_dir = work_dir / MODEL
         return self
 

@@ -31,6 +31,7 @@ from jigsaw_kit.core.checkpoints import check_max_length, load_tokenizer, resolv
 from jigsaw_kit.core.config import Config
 from jigsaw_kit.core.errors import KitError
 from jigsaw_kit.data.prep import upsample_test_examples
+from jigsaw_kit.methods.guards import stop_info, training_guards
 from jigsaw_kit.methods.transformer import modeling
 from jigsaw_kit.methods.transformer.modeling import resolve_precision
 from jigsaw_kit.methods.transformer.sampler import TightLengthSampler
@@ -144,6 +145,8 @@ def training_arguments(cfg: Config, output_dir: Path, precision: str, use_cpu: b
         fp16=precision == "fp16",
         bf16=precision == "bf16",
         logging_steps=cfg.logging_steps,
+        # a nan/inf step loss must reach the log (NanLossCallback), not be replaced by the window's mean
+        logging_nan_inf_filter=False,
         save_strategy="steps" if cfg.save_steps > 0 else "no",
         save_steps=cfg.save_steps if cfg.save_steps > 0 else 500,
         save_total_limit=2,
@@ -172,8 +175,15 @@ def kit_trainer_class():
     return KitTrainer
 
 
-def fine_tune(cfg: Config, rows: pd.DataFrame, run_dir: Path, resume_from: Path | None = None) -> list[dict[str, Any]]:
-    """Fine-tune on templated rows; the model lands in run_dir/model. Returns the Trainer's log history."""
+def fine_tune(
+    cfg: Config, rows: pd.DataFrame, run_dir: Path, resume_from: Path | None = None
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Fine-tune on templated rows; the model lands in run_dir/model.
+
+    Returns (the Trainer's log history, guards.stop_info: whether the deadline stopped it early). Runs under
+    methods.guards: JIGSAW_KIT_TRAIN_DEADLINE ends training early (the model is still saved), a nan/inf loss
+    raises KitError.
+    """
     import torch
     from transformers import DataCollatorWithPadding, set_seed
 
@@ -193,8 +203,14 @@ def fine_tune(cfg: Config, rows: pd.DataFrame, run_dir: Path, resume_from: Path 
     ckpt_dir = run_dir / CHECKPOINTS
     args = training_arguments(cfg, ckpt_dir, precision, use_cpu=not torch.cuda.is_available())
     collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if torch.cuda.is_available() else None)
+    guards = training_guards()
     trainer = kit_trainer_class()(
-        model=model, args=args, train_dataset=dataset, data_collator=collator, processing_class=tokenizer
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        data_collator=collator,
+        processing_class=tokenizer,
+        callbacks=guards,
     )
     if resume_from is not None:
         log.info("resuming from %s", resume_from)
@@ -204,7 +220,7 @@ def fine_tune(cfg: Config, rows: pd.DataFrame, run_dir: Path, resume_from: Path 
         atomic_path(run_dir / "trainer_state.json", lambda t: trainer.state.save_to_json(str(t)))
         # Only a resume needs them, and they are several times the model's size (Kaggle's disk is small).
         shutil.rmtree(ckpt_dir, ignore_errors=True)
-    return list(trainer.state.log_history)
+    return list(trainer.state.log_history), stop_info(guards)
 
 
 def _save_model_atomic(trainer, tokenizer, final: Path) -> None:
