@@ -162,3 +162,40 @@ def test_lora_trains_fp32_weights_on_an_fp16_base(make, template, head, tmp_path
     frozen = {n: p.dtype for n, p in model.named_parameters() if not p.requires_grad}
     assert any("lora_A" in n for n in trainable) and set(trainable.values()) == {torch.float32}, trainable
     assert frozen and set(frozen.values()) == {torch.float16}
+
+
+# ---- chunked tokenisation in training -------------------------------------------------------------------
+
+
+def _tokenize_at_once(tokenizer, rows, max_length, with_labels):
+    """The one-call tokenize_rows this kit used before chunking: the reference the chunks must equal."""
+    from datasets import Dataset
+
+    a, b = rows["input_a"].tolist(), rows["input_b"].tolist()
+    pair = any(x is not None for x in b)
+    enc = tokenizer(a, b if pair else None, truncation=True, max_length=max_length)
+    data = {k: enc[k] for k in enc.keys()}
+    data["length"] = [len(ids) for ids in enc["input_ids"]]
+    if with_labels:
+        data["labels"] = rows["label"].astype(int).tolist()
+    return Dataset.from_dict(data)
+
+
+@pytest.mark.parametrize(("make", "template"), [(make_bert, "rule-body-urls"), (make_qwen2, "yes-no-chatml")])
+def test_chunked_tokenisation_equals_one_call_on_the_sample(make, template, tmp_path):
+    from jigsaw_kit.core.checkpoints import load_tokenizer
+    from jigsaw_kit.core.config import Config
+    from jigsaw_kit.data.prep import upsample_test_examples
+    from jigsaw_kit.methods.transformer.trainer import tokenize_rows
+
+    from .conftest import SAMPLE
+
+    tok = load_tokenizer(make(tmp_path / "ckpt"))
+    models.prepare_tokenizer(tok, "decoder" if make is make_qwen2 else "encoder")
+    rows = upsample_test_examples(pipeline.build(Config(template=template), SAMPLE).train, 2)
+    for with_labels in (True, False):
+        want = _tokenize_at_once(tok, rows, 48, with_labels)
+        for chunk in (7, 4096):  # many chunks with a ragged last one; one chunk
+            got = tokenize_rows(tok, rows, 48, with_labels, chunk=chunk)
+            assert got.column_names == want.column_names and got.features == want.features
+            assert got.to_dict() == want.to_dict()

@@ -39,19 +39,28 @@ from jigsaw_kit.methods.transformer.sampler import TightLengthSampler
 log = logging.getLogger(__name__)
 
 
-def tokenize_rows(tokenizer, rows: pd.DataFrame, max_length: int, with_labels: bool):
-    """A datasets.Dataset of token ids (unpadded) plus a `length` column for length grouping."""
-    from datasets import Dataset
+def tokenize_rows(tokenizer, rows: pd.DataFrame, max_length: int, with_labels: bool, chunk: int = 4096):
+    """A datasets.Dataset of token ids (unpadded) plus a `length` column for length grouping.
+
+    Tokenised `chunk` rows at a time, each chunk stored as Arrow before the next (as predict.encode): one call
+    on all upsampled training rows held every row's heavy fast-tokenizer Encoding object at once.
+    """
+    from datasets import Dataset, concatenate_datasets
 
     a = rows["input_a"].tolist()
     b = rows["input_b"].tolist()
     pair = any(x is not None for x in b)
-    enc = tokenizer(a, b if pair else None, truncation=True, max_length=max_length)
-    data: dict[str, Any] = {k: enc[k] for k in enc.keys()}
-    data["length"] = [len(ids) for ids in enc["input_ids"]]
-    if with_labels:
-        data["labels"] = rows["label"].astype(int).tolist()
-    return Dataset.from_dict(data)
+    labels = rows["label"].astype(int).tolist() if with_labels else None
+    parts = []
+    for s in range(0, max(len(a), 1), chunk):
+        enc = tokenizer(a[s : s + chunk], b[s : s + chunk] if pair else None, truncation=True, max_length=max_length)
+        data: dict[str, Any] = {k: enc[k] for k in enc.keys()}
+        data["length"] = [len(ids) for ids in enc["input_ids"]]
+        if labels is not None:
+            data["labels"] = labels[s : s + chunk]
+        parts.append(Dataset.from_dict(data))
+        del enc, data
+    return parts[0] if len(parts) == 1 else concatenate_datasets(parts)
 
 
 # Keys a resumed run may change: how long it runs and what it logs, not what it learns.
