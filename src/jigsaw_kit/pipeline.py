@@ -101,6 +101,7 @@ def fit(
         passes *= stop["stopped_at_step"] / stop["planned_steps"]
     result = TrainResult(run_dir, dt, len(rows), len(rows) * passes / dt if dt > 0 else float("nan"))
     result.log_history = method.log_history
+    _barrier()  # under torchrun the other ranks go on to predict from what rank 0 has just saved
     if main_process:
         write_json(run_dir / "log_history.json", result.log_history)
         write_json(
@@ -115,6 +116,16 @@ def fit(
             },
         )
     return result
+
+
+def _barrier() -> None:
+    """Wait for every rank, when torchrun started several and their process group is up (the Trainer's)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return  # the usual case: no torch import for methods that never load it
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
 
 
 def predict(run_dir: Path, cfg: Config, rows: pd.DataFrame, show_progress: bool = True) -> np.ndarray:
@@ -154,11 +165,17 @@ class RunResult:
 
 
 def run(cfg: Config, data_dir: str | Path | None, output: Path, run_dir: Path) -> RunResult:
-    """The whole job: check the checkpoints, build (a copy in run_dir/processed), fit, predict, submit."""
+    """The whole job: check the checkpoints, build (a copy in run_dir/processed), fit, predict, submit.
+
+    Under torchrun every rank builds the same data and trains its DDP share, predicts its shard (all ranks
+    get every prediction), and rank 0 alone writes the processed copy and the submission.
+    """
     t0 = time.perf_counter()
+    main_process = int(os.environ.get("RANK", "0")) == 0
     check_inputs(cfg)  # a missing or damaged checkpoint fails before the data is built
     processed = build(cfg, data_dir)
-    dataset.save(processed, Path(run_dir) / "processed")
+    if main_process:
+        dataset.save(processed, Path(run_dir) / "processed")
     refuse_unfinished(cfg, Path(run_dir))
     what = cfg.method if cfg.method != "transformer" else cfg.model
     log.info("training %s (%s) on %d rows -> %s", cfg.name, what, len(processed.train), run_dir)
@@ -166,5 +183,8 @@ def run(cfg: Config, data_dir: str | Path | None, output: Path, run_dir: Path) -
     t1 = time.perf_counter()
     preds = predict(Path(run_dir), cfg, processed.test)
     dt = time.perf_counter() - t1
-    sub = submit(processed, preds, Path(output), Path(run_dir))
+    if main_process:
+        sub = submit(processed, preds, Path(output), Path(run_dir))
+    else:  # the same checked frame, unwritten
+        sub = make_submission(processed.test["row_id"], preds, processed.sample_submission)
     return RunResult(processed, trained, sub, dt, time.perf_counter() - t0)
