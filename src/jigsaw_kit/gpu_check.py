@@ -16,11 +16,12 @@ Each goes through pipeline.fit and pipeline.predict with its Kaggle config (only
 logging changed): the kit's Trainer with the deadline and nan-loss callbacks (methods/guards.py; a deadline is
 set, far enough not to stop it unless --deadline-s says so) and the prediction checks. Precision is the
 config's, resolved as on Kaggle: its explicit fp16 stays fp16 on any GPU, `auto` is fp16 on a T4 and bf16 on
-sm_80+ (--precision overrides). Printed per member: training rows/s (the Trainer's own loop), predicted rows/s
-(model load included), peak GPU memory of each phase (torch.cuda.max_memory_allocated), the checks that
-passed, and the card. Random weights show the code path, speed and memory; they cannot show whether real
-Qwen weights overflow fp16 (real activations have outliers random ones lack): the nan guards catch that on
-Kaggle. Exit status 1 when a member fails; the others still run.
+sm_80+ (--precision overrides: `--precision fp16` runs every member at the T4's precision on any card).
+Printed per member: training rows/s (the Trainer's own loop), predicted rows/s (model load included), peak GPU
+memory of each phase (torch.cuda.max_memory_allocated), the checks that passed, and the card. Random weights
+show the code path, speed and memory; they cannot show whether real Qwen weights overflow fp16 (real
+activations have outliers random ones lack): the nan guards catch that on Kaggle. Exit status 1 when a member
+fails; the others still run.
 """
 
 from __future__ import annotations
@@ -410,7 +411,12 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     set_offline()
+    # progress bars would fill the few kB of output a borrowed machine sends back; the report is what counts
+    os.environ.setdefault("TQDM_DISABLE", "1")
     import torch
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
 
     if not args.smoke and not args.allow_cpu and not torch.cuda.is_available():
         print("the full GPU check needs a CUDA GPU; run with --smoke for the CPU path", file=sys.stderr)
