@@ -50,6 +50,19 @@ def test_a_deadline_in_the_past_stops_after_one_step_and_still_predicts(bert, tm
 
 
 @pytest.mark.slow
+def test_a_run_stopped_by_its_deadline_still_writes_its_submission(bert, tmp_path, monkeypatch):
+    from .conftest import SAMPLE
+
+    monkeypatch.setenv(guards.DEADLINE_ENV, "1000")
+    cfg = tiny_cfg(bert, template="rule-body", max_steps=50)
+    res = pipeline.run(cfg, SAMPLE, tmp_path / "submission.csv", tmp_path / "run")
+    sub = pd.read_csv(tmp_path / "submission.csv")
+    assert len(sub) == len(res.processed.sample_submission) and sub["rule_violation"].notna().all()
+    metrics = json.loads((tmp_path / "run" / "train_metrics.json").read_text())
+    assert metrics["stopped_early"] is True and metrics["stopped_at_step"] == 1 and metrics["planned_steps"] == 50
+
+
+@pytest.mark.slow
 def test_a_deadline_a_few_steps_in(bert, tmp_path, monkeypatch):
     clock = iter(range(100, 200))  # the deadline's clock: one second later at each step's end
     monkeypatch.setattr(guards, "_now", lambda: float(next(clock)))
