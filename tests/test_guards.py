@@ -212,3 +212,19 @@ def test_chunked_tokenisation_equals_one_call_on_the_sample(make, template, tmp_
             got = tokenize_rows(tok, rows, 48, with_labels, chunk=chunk)
             assert got.column_names == want.column_names and got.features == want.features
             assert got.to_dict() == want.to_dict()
+
+
+@pytest.mark.slow
+def test_the_contrastive_tune_obeys_the_deadline_too(tmp_path, monkeypatch):
+    from jigsaw_kit.core.config import load_config
+    from jigsaw_kit.methods.contrastive import tune_encoder
+
+    from .conftest import ROOT, SAMPLE
+
+    monkeypatch.setenv("JIGSAW_KIT_WEIGHTS", str(ROOT / "weights"))
+    monkeypatch.setenv(guards.DEADLINE_ENV, "1000")
+    cfg = load_config("cpu-contrastive", {"max_steps": "4"})
+    info: dict = {}
+    out = tune_encoder(cfg, pipeline.build(cfg, SAMPLE).train, tmp_path / "encoder", info=info)
+    assert (out / "config.json").is_file()  # the tuned encoder is saved after the stop
+    assert info == {"stopped_early": True, "stopped_at_step": 1, "planned_steps": 4}
