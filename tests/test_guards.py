@@ -28,9 +28,11 @@ def bert(tmp_path_factory):
 
 def _fit_predict(cfg, run):
     rows = apply_template(frame(), cfg.template)
-    pipeline.fit(cfg, rows, run)
+    result = pipeline.fit(cfg, rows, run)
     preds = pipeline.predict(run, cfg, rows, show_progress=False)
-    return preds, json.loads((run / "train_metrics.json").read_text())
+    metrics = json.loads((run / "train_metrics.json").read_text())
+    assert result.stop == {k: metrics[k] for k in ("stopped_early", "stopped_at_step", "planned_steps")}
+    return preds, metrics
 
 
 # ---- deadline -------------------------------------------------------------------------------------------

@@ -41,6 +41,8 @@ class TrainResult:
     rows: int
     rows_per_s: float
     log_history: list[dict[str, Any]] = field(default_factory=list)
+    # stopped_early (by JIGSAW_KIT_TRAIN_DEADLINE), stopped_at_step, planned_steps: as in train_metrics.json
+    stop: dict[str, Any] = field(default_factory=dict)
 
 
 def check_inputs(cfg: Config) -> None:
@@ -100,7 +102,7 @@ def fit(
     if stop["stopped_early"] and stop["planned_steps"]:  # the deadline cut the planned passes short
         passes *= stop["stopped_at_step"] / stop["planned_steps"]
     result = TrainResult(run_dir, dt, len(rows), len(rows) * passes / dt if dt > 0 else float("nan"))
-    result.log_history = method.log_history
+    result.log_history, result.stop = method.log_history, stop
     _barrier()  # under torchrun the other ranks go on to predict from what rank 0 has just saved
     if main_process:
         write_json(run_dir / "log_history.json", result.log_history)
@@ -112,7 +114,7 @@ def fit(
                 "epochs": passes,
                 "rows_per_s": result.rows_per_s,
                 "resumed_from": resume_from.name if resume_from is not None else None,
-                **stop,  # stopped_early (by JIGSAW_KIT_TRAIN_DEADLINE), stopped_at_step, planned_steps
+                **stop,
             },
         )
     return result
@@ -138,9 +140,10 @@ def predict(run_dir: Path, cfg: Config, rows: pd.DataFrame, show_progress: bool 
     if rows.empty:
         return np.empty(0)
     preds = methods.load(run_dir, cfg).predict(rows, show_progress=show_progress)
+    varies = methods.method_class(cfg.method).scores_vary
     inputs = [c for c in ("input_a", "input_b") if c in rows.columns]
-    different = not inputs or len(rows.drop_duplicates(inputs)) > 1
-    varies = methods.method_class(cfg.method).scores_vary and different
+    if varies and inputs:  # identical inputs may score alike
+        varies = len(rows.drop_duplicates(inputs)) > 1
     check_predictions(preds, f"{cfg.name} ({run_dir})", allow_constant=not varies)
     return preds
 
