@@ -80,3 +80,27 @@ def test_ddp_predict_shards_and_matches_one_process(ddp_run_trained):
     ddp, one = pd.read_csv(tmp / "ddp.csv"), pd.read_csv(tmp / "one.csv")
     assert ddp["row_id"].tolist() == one["row_id"].tolist()
     assert (ddp["rule_violation"] - one["rule_violation"]).abs().max() < 1e-5
+
+
+def test_ddp_run_of_a_decoder_lora(tmp_path):
+    # `jigsaw-kit run` under torchrun, as a lone GPU member on Kaggle's two T4s: a yes-no LoRA on a decoder (tiny
+    # random Qwen2) trains DDP, both ranks predict a shard once rank 0 has saved the model, and one submission
+    # is written, equal to one process's predict from the same run dir.
+    from .test_models import make_qwen2
+
+    model = make_qwen2(tmp_path / "qwen")
+    run, out = tmp_path / "run", tmp_path / "ddp.csv"
+    args = ["run", "--data-dir", str(SAMPLE), "--config", "cpu-minilm", "--model", str(model), "--max-steps", "2"]
+    args += ["--set", "template=yes-no-chatml", "--set", "head=yes-no", "--set", "lora_r=4", "--set", "batch_size=4"]
+    r = _launch(tmp_path, *args, "--run-dir", str(run), "--output", str(out))
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    log = r.stdout + r.stderr
+    for rank in range(WORLD):
+        assert f"rank {rank}/{WORLD}: predicting" in log, log[-3000:]
+    assert json.loads((run / "model" / "kit_head.json").read_text())["lora"] is True
+    assert json.loads((run / "train_metrics.json").read_text())["stopped_early"] is False
+    assert not list(tmp_path.rglob("*.tmp"))
+    one = tmp_path / "one.csv"
+    assert main(["predict", "--processed", str(run / "processed"), "--run-dir", str(run), "--output", str(one)]) == 0
+    ddp, ref = pd.read_csv(out), pd.read_csv(one)
+    assert (ddp["rule_violation"] - ref["rule_violation"]).abs().max() < 1e-5

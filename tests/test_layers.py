@@ -4,7 +4,7 @@
       <- data (locate, validate, melt, dedup, folds, processed datasets, submission)
       <- methods (one Method interface: tfidf, embeddings, hybrid, transformer)
       <- pipeline (build -> fit -> predict -> submit)
-      <- evaluate (cv, blend, report), kaggle (wheels, bundle, budget, notebook), bench
+      <- evaluate (cv, blend, report), kaggle (wheels, bundle, budget, notebook), bench, gpu_check
       <- cli (parses arguments; imported by nothing)
 
 Function-level imports count too: a lazy import is still a dependency.
@@ -18,7 +18,17 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "src" / "jigsaw_kit"
-LAYERS = {"core": 0, "data": 1, "methods": 2, "pipeline": 3, "evaluate": 4, "kaggle": 4, "bench": 4, "cli": 5}
+LAYERS = {
+    "core": 0,
+    "data": 1,
+    "methods": 2,
+    "pipeline": 3,
+    "evaluate": 4,
+    "kaggle": 4,
+    "bench": 4,
+    "gpu_check": 4,
+    "cli": 5,
+}
 MAX_LINES = 600
 
 

@@ -29,6 +29,7 @@ from jigsaw_kit.data import dataset
 from jigsaw_kit.data.competition import load_competition
 from jigsaw_kit.data.dataset import Processed
 from jigsaw_kit.data.submission import make_submission
+from jigsaw_kit.methods.guards import check_predictions
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,8 @@ class TrainResult:
     rows: int
     rows_per_s: float
     log_history: list[dict[str, Any]] = field(default_factory=list)
+    # stopped_early (by JIGSAW_KIT_TRAIN_DEADLINE), stopped_at_step, planned_steps: as in train_metrics.json
+    stop: dict[str, Any] = field(default_factory=dict)
 
 
 def check_inputs(cfg: Config) -> None:
@@ -94,9 +97,13 @@ def fit(
     if main_process:
         method.save(run_dir)
     dt = time.perf_counter() - t0
+    stop = {"stopped_early": False, "stopped_at_step": None, "planned_steps": None, **method.train_info}
     passes = method.passes(len(rows))
+    if stop["stopped_early"] and stop["planned_steps"]:  # the deadline cut the planned passes short
+        passes *= stop["stopped_at_step"] / stop["planned_steps"]
     result = TrainResult(run_dir, dt, len(rows), len(rows) * passes / dt if dt > 0 else float("nan"))
-    result.log_history = method.log_history
+    result.log_history, result.stop = method.log_history, stop
+    _barrier()  # under torchrun the other ranks go on to predict from what rank 0 has just saved
     if main_process:
         write_json(run_dir / "log_history.json", result.log_history)
         write_json(
@@ -107,16 +114,38 @@ def fit(
                 "epochs": passes,
                 "rows_per_s": result.rows_per_s,
                 "resumed_from": resume_from.name if resume_from is not None else None,
+                **stop,
             },
         )
     return result
 
 
+def _barrier() -> None:
+    """Wait for every rank, when torchrun started several and their process group is up (the Trainer's)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return  # the usual case: no torch import for methods that never load it
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
 def predict(run_dir: Path, cfg: Config, rows: pd.DataFrame, show_progress: bool = True) -> np.ndarray:
-    """P(violation) for templated rows from the method saved in run_dir."""
+    """P(violation) for templated rows from the method saved in run_dir.
+
+    KitError if they are nan/inf, or all equal over different inputs from a method whose scores must vary
+    (guards.check_predictions): a broken member fails here, with its reason, not at the submission check
+    or inside a blend.
+    """
     if rows.empty:
         return np.empty(0)
-    return methods.load(run_dir, cfg).predict(rows, show_progress=show_progress)
+    preds = methods.load(run_dir, cfg).predict(rows, show_progress=show_progress)
+    varies = methods.method_class(cfg.method).scores_vary
+    inputs = [c for c in ("input_a", "input_b") if c in rows.columns]
+    if varies and inputs:  # identical inputs may score alike
+        varies = len(rows.drop_duplicates(inputs)) > 1
+    check_predictions(preds, f"{cfg.name} ({run_dir})", allow_constant=not varies)
+    return preds
 
 
 def submit(processed: Processed, preds: np.ndarray, output: Path, run_dir: Path | None = None) -> pd.DataFrame:
@@ -139,11 +168,17 @@ class RunResult:
 
 
 def run(cfg: Config, data_dir: str | Path | None, output: Path, run_dir: Path) -> RunResult:
-    """The whole job: check the checkpoints, build (a copy in run_dir/processed), fit, predict, submit."""
+    """The whole job: check the checkpoints, build (a copy in run_dir/processed), fit, predict, submit.
+
+    Under torchrun every rank builds the same data and trains its DDP share, predicts its shard (all ranks
+    get every prediction), and rank 0 alone writes the processed copy and the submission.
+    """
     t0 = time.perf_counter()
+    main_process = int(os.environ.get("RANK", "0")) == 0
     check_inputs(cfg)  # a missing or damaged checkpoint fails before the data is built
     processed = build(cfg, data_dir)
-    dataset.save(processed, Path(run_dir) / "processed")
+    if main_process:
+        dataset.save(processed, Path(run_dir) / "processed")
     refuse_unfinished(cfg, Path(run_dir))
     what = cfg.method if cfg.method != "transformer" else cfg.model
     log.info("training %s (%s) on %d rows -> %s", cfg.name, what, len(processed.train), run_dir)
@@ -151,5 +186,8 @@ def run(cfg: Config, data_dir: str | Path | None, output: Path, run_dir: Path) -
     t1 = time.perf_counter()
     preds = predict(Path(run_dir), cfg, processed.test)
     dt = time.perf_counter() - t1
-    sub = submit(processed, preds, Path(output), Path(run_dir))
+    if main_process:
+        sub = submit(processed, preds, Path(output), Path(run_dir))
+    else:  # the same checked frame, unwritten
+        sub = make_submission(processed.test["row_id"], preds, processed.sample_submission)
     return RunResult(processed, trained, sub, dt, time.perf_counter() - t0)

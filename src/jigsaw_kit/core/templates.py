@@ -5,12 +5,12 @@ Encoders see the pair as `[CLS] a [SEP] b [SEP]`, so the rule and the comment st
 The default leaves `subreddit` out: in this data it is spurious (it predicts the label
 through who posted where, not through what the rule says).
 
-Yes/No templates (`yes-no*`) are for decoder LLMs scored by the answer token (head `yes-no`,
-see models.py): the template renders the prompt up to the end of the comment, and its
-`AnswerSlot` holds the text that closes the prompt and opens the answer (the question and, for
-chat formats, the end of the user turn and the start of the assistant turn) plus the two answer
-words. The model appends the slot after the tokenised (and possibly truncated) prompt, so
-truncating a long comment never cuts the question or the answer position off.
+Yes/No templates (`yes-no*`; `yes-no-chat` takes its markup from the tokenizer) are for decoder LLMs
+scored by the answer token (head `yes-no`, see models.py): the template renders the prompt up to the
+end of the comment, and its `AnswerSlot` holds the text that closes the prompt and opens the answer
+(the question and, for chat formats, the end of the user turn and the start of the assistant turn)
+plus the two answer words. The model appends the slot after the tokenised (and possibly truncated)
+prompt, so truncating a long comment never cuts the question or the answer position off.
 """
 
 from __future__ import annotations
@@ -18,7 +18,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote, urlsplit
+
+from jigsaw_kit.core.errors import KitError
 
 Template = Callable[[str, str, str], tuple[str, str | None]]
 
@@ -197,3 +200,76 @@ TEMPLATES.update(
         "yes-no-gemma": _yes_no_gemma,
     }
 )
+
+
+# ---- `yes-no-chat`: the prompt from the tokenizer's own chat template -------------------------------------
+# The rows carry only the body (rule and comment); the model puts the chat markup around it as token ids:
+# the prefix (system turn, start of the user turn) after the tokenizer's own leading special tokens, the
+# slot (question, end of the user turn, start of the assistant's) after the truncated body. Both come from
+# rendering one conversation with the tokenizer's chat template (chat_prompt_parts), so every family
+# (Qwen3, Llama 3, Gemma, ...) gets its own format; a tokenizer without a template gets ChatML.
+
+CHAT = "yes-no-chat"
+_BODY = "\ue000BODY\ue000"  # a private-use sentinel no template alters
+
+
+def _yes_no_body(rule: str, text: str, subreddit: str) -> tuple[str, str | None]:
+    return f"Rule: {rule}\n\nComment: {text}", None
+
+
+TEMPLATES[CHAT] = _yes_no_body
+# What the slot is before a tokenizer is known (config checks, and the fallback for a tokenizer without a
+# chat template); chat_prompt replaces it with the tokenizer's own.
+ANSWER_SLOTS[CHAT] = ANSWER_SLOTS["yes-no-chatml"]
+CHATML_PREFIX = f"<|im_start|>system\n{_SYSTEM}<|im_end|>\n<|im_start|>user\n"
+
+
+def chat_prompt_parts(
+    render_chat: Callable[[list[dict[str, str]]], str], bos_token: str | None
+) -> tuple[str, AnswerSlot]:
+    """(prefix, slot) of `yes-no-chat` from a chat-template renderer: messages -> text with the generation prompt.
+
+    The conversation is a system turn (folded into the user turn when the template refuses a system role,
+    as Gemma's does) and a user turn "<body>\\n\\n<question>"; the text before the body is the prefix
+    (less a leading bos_token: pass the tokenizer's bos only when it adds it itself), the text after it
+    the answer slot, answered "Yes" / "No" at the start of the assistant turn.
+    """
+    user = f"{_BODY}\n\n{_QUESTION}"
+    try:
+        text = render_chat([{"role": "system", "content": _SYSTEM}, {"role": "user", "content": user}])
+    except Exception:  # jinja's TemplateError from raise_exception('System role not supported'), and kin
+        text = render_chat([{"role": "user", "content": f"{_SYSTEM}\n\n{user}"}])
+    if text.count(_BODY) != 1 or _SYSTEM not in text:
+        raise ValueError("the chat template does not render the conversation's messages verbatim")
+    prefix, suffix = text.split(_BODY)
+    if bos_token and prefix.startswith(bos_token):
+        prefix = prefix[len(bos_token) :]
+    return prefix, AnswerSlot(suffix)
+
+
+def chat_prompt(tokenizer: Any) -> tuple[str, AnswerSlot, int]:
+    """(prefix, slot, lead) of template `yes-no-chat` for this tokenizer: its own chat template's markup.
+
+    `lead` is how many special tokens the tokenizer puts before the text itself (Llama's and Gemma's bos):
+    the prefix goes after them. A tokenizer without a chat template gets ChatML (as `yes-no-chatml`).
+    """
+    plain = tokenizer("x", add_special_tokens=False)["input_ids"]
+    full = tokenizer("x")["input_ids"]
+    lead = max(len(full) - len(plain), 0)
+    if not getattr(tokenizer, "chat_template", None):
+        return CHATML_PREFIX, ANSWER_SLOTS["yes-no-chatml"], lead
+    bos = tokenizer.bos_token if lead and full[0] == tokenizer.bos_token_id else None
+
+    def render_chat(messages: list[dict[str, str]]) -> str:
+        return tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True, enable_thinking=False
+        )
+
+    try:
+        prefix, slot = chat_prompt_parts(render_chat, bos)
+    except ValueError as e:
+        raise KitError(
+            f"template yes-no-chat: the tokenizer's chat template cannot be used ({e}). Choose a named yes-no "
+            f"template instead, one of {sorted(set(ANSWER_SLOTS) - {CHAT})}."
+        ) from None
+    return prefix, slot, lead

@@ -36,10 +36,15 @@ class Method(ABC):
     # The stack's modules fit and predict import (a subset of kaggle.safety_net.STACK): the notebook drops a member
     # whose modules failed its import check instead of letting it fail hours later.
     modules: ClassVar[tuple[str, ...]] = ("yaml", "sklearn", "torch", "transformers")
+    # A network's softmax over different inputs: all-equal scores mean it broke (pipeline.predict refuses
+    # them). False where a constant is a legitimate answer (per-rule heads of a single-class rule).
+    scores_vary: ClassVar[bool] = False
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
         self.log_history: list[dict[str, Any]] = []  # per-step training log; empty for one-pass methods
+        # extra train_metrics.json keys from fit, e.g. guards.stop_info (stopped_early by the deadline)
+        self.train_info: dict[str, Any] = {}
 
     @abstractmethod
     def fit(self, rows: pd.DataFrame, work_dir: Path | None = None, resume_from: Path | None = None) -> Method:

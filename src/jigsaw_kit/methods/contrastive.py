@@ -23,6 +23,7 @@ import logging
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,6 +32,7 @@ from jigsaw_kit.core.checkpoints import resolve_model, set_offline
 from jigsaw_kit.core.config import Config
 from jigsaw_kit.core.errors import KitError
 from jigsaw_kit.methods.base import Method
+from jigsaw_kit.methods.guards import stop_info, training_guards
 from jigsaw_kit.methods.hybrid import HybridRuleModel
 from jigsaw_kit.methods.rulewise import rule_positions
 
@@ -119,9 +121,10 @@ def _loss(cfg: Config, encoder):
     return TripletLoss(encoder, distance_metric=TripletDistanceMetric.COSINE, triplet_margin=TRIPLET_MARGIN)
 
 
-def tune_encoder(cfg: Config, rows: pd.DataFrame, out_dir: Path) -> Path:
+def tune_encoder(cfg: Config, rows: pd.DataFrame, out_dir: Path, info: dict[str, Any] | None = None) -> Path:
     """Fine-tune cfg.model on rule pairs or triplets (tune_objective) for cfg.max_steps steps; save it
-    (sentence-transformers folder) to out_dir."""
+    (sentence-transformers folder) to out_dir. Runs under methods.guards (deadline, nan loss); `info`, when
+    given, receives guards.stop_info (whether the deadline stopped the tune early)."""
     import torch
     from datasets import Dataset
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
@@ -147,19 +150,23 @@ def tune_encoder(cfg: Config, rows: pd.DataFrame, out_dir: Path) -> Path:
         save_strategy="no",
         report_to="none",
         logging_steps=max(1, steps // 4),
+        logging_nan_inf_filter=False,  # a nan loss must reach NanLossCallback
         use_cpu=not on_gpu,
         fp16=on_gpu and not torch.cuda.is_bf16_supported(),
         dataloader_num_workers=0,
     )
     size = len(next(iter(data.values())))
     log.info("contrastive: tuning %s on %d rule %s, %d steps", Path(cfg.model).name, size, cfg.tune_objective, steps)
+    guards = training_guards()
     trainer = SentenceTransformerTrainer(
-        model=encoder, args=args, train_dataset=Dataset.from_dict(data), loss=_loss(cfg, encoder)
+        model=encoder, args=args, train_dataset=Dataset.from_dict(data), loss=_loss(cfg, encoder), callbacks=guards
     )
     try:
         trainer.train()
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    if info is not None:
+        info.update(stop_info(guards))
     partial = out_dir.with_name(f".{out_dir.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)
     encoder.save(str(partial), create_model_card=False)  # a model card would be fetched from the Hub
@@ -208,7 +215,7 @@ class ContrastiveHybrid(HybridRuleModel):
     ) -> ContrastiveHybrid:
         work_dir = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="jigsaw-kit-"))
         work_dir.mkdir(parents=True, exist_ok=True)
-        self.encoder_dir = tune_encoder(self.cfg, rows, work_dir / ENCODER)
+        self.encoder_dir = tune_encoder(self.cfg, rows, work_dir / ENCODER, info=self.train_info)
         return super().fit(rows, work_dir)
 
     def save(self, run_dir: Path) -> None:

@@ -34,6 +34,7 @@ class TransformerMethod(Method):
     @classmethod
     def imports(cls, cfg: Config) -> tuple[str, ...]:
         return (*cls.modules, "peft") if cfg.lora_r > 0 else cls.modules
+    scores_vary = True
 
     def __init__(self, cfg: Config) -> None:
         super().__init__(cfg)
@@ -43,7 +44,7 @@ class TransformerMethod(Method):
         self, rows: pd.DataFrame, work_dir: Path | None = None, resume_from: Path | None = None
     ) -> TransformerMethod:
         work_dir = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="jigsaw-kit-"))
-        self.log_history = trainer.fine_tune(self.cfg, rows, work_dir, resume_from)
+        self.log_history, self.train_info = trainer.fine_tune(self.cfg, rows, work_dir, resume_from)
         self.model_dir = work_dir / MODEL
         return self
 

@@ -41,7 +41,7 @@ from jigsaw_kit.core.atomic import write_json
 from jigsaw_kit.core.checkpoints import read_model_config, resolve_model, set_offline
 from jigsaw_kit.core.config import Config
 from jigsaw_kit.core.errors import KitError
-from jigsaw_kit.core.templates import ANSWER_SLOTS, AnswerSlot, render
+from jigsaw_kit.core.templates import ANSWER_SLOTS, CHAT, AnswerSlot, chat_prompt, render
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +143,29 @@ def answer_ids(tokenizer: Any, slot: AnswerSlot) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------
 
 
+def insert_prefix(input_ids, attention_mask, prefix_ids, lead: int = 0, pad_id: int = 0):
+    """(ids, mask): prefix_ids written into every row after its first `lead` real tokens (a bos).
+
+    Works for right and left padding: the row's later tokens (and right pads) move P columns right.
+    """
+    import torch
+
+    p = int(prefix_ids.numel())
+    if p == 0:
+        return input_ids, attention_mask
+    bsz, t = input_ids.shape
+    idx = torch.arange(t, device=input_ids.device).expand(bsz, t)
+    first = torch.where(attention_mask.bool(), idx, torch.full_like(idx, t)).min(dim=1).values
+    at = (first + lead).clamp(max=t)[:, None]
+    moved = idx + p * (idx >= at)
+    ids = input_ids.new_full((bsz, t + p), pad_id).scatter_(1, moved, input_ids)
+    mask = attention_mask.new_zeros((bsz, t + p)).scatter_(1, moved, attention_mask)
+    pos = at + torch.arange(p, device=input_ids.device)[None, :]
+    ids.scatter_(1, pos, prefix_ids.to(ids.device, ids.dtype)[None, :].expand(bsz, p))
+    mask.scatter_(1, pos, torch.ones_like(pos, dtype=mask.dtype))
+    return ids, mask
+
+
 def append_answer_slot(input_ids, attention_mask, suffix_ids, pad_id: int = 0):
     """(ids, mask, answer_pos): each row's suffix written right after its last non-pad token.
 
@@ -191,11 +214,22 @@ def yes_no_class():
         accepts_loss_kwargs = False  # the Trainer must average over gradient accumulation itself
         main_input_name = "input_ids"
 
-        def __init__(self, lm: Any, yes_id: int, no_id: int, suffix_ids: list[int]):
+        def __init__(
+            self,
+            lm: Any,
+            yes_id: int,
+            no_id: int,
+            suffix_ids: list[int],
+            prefix_ids: list[int] | tuple[()] = (),
+            lead: int = 0,
+        ):
             super().__init__()
             self.lm = lm
             self.yes_id, self.no_id = int(yes_id), int(no_id)
             self.register_buffer("suffix_ids", torch.tensor(suffix_ids, dtype=torch.long), persistent=False)
+            # yes-no-chat: the chat markup before the body, after the tokenizer's `lead` special tokens
+            self.register_buffer("prefix_ids", torch.tensor(list(prefix_ids), dtype=torch.long), persistent=False)
+            self.lead = int(lead)
             causal = _unwrap_peft(lm)
             for attr in ("quantization_method", "hf_device_map"):  # the Trainer must not .to() a 4-bit model
                 if getattr(causal, attr, None) is not None:
@@ -213,6 +247,7 @@ def yes_no_class():
             """Next-token logits (batch, vocab) at each row's answer position."""
             if attention_mask is None:
                 attention_mask = torch.ones_like(input_ids)
+            input_ids, attention_mask = insert_prefix(input_ids, attention_mask, self.prefix_ids, self.lead)
             ids, mask, answer_pos = append_answer_slot(input_ids, attention_mask, self.suffix_ids)
             position_ids = (mask.long().cumsum(-1) - 1).clamp(min=0)  # padding-side agnostic
             causal = self.causal_lm
@@ -409,6 +444,10 @@ def load_for_training(cfg: Config, model_path: Path, tokenizer: Any):
     }
     if head == YES_NO:
         slot = ANSWER_SLOTS[cfg.template]
+        if cfg.template == CHAT:  # the tokenizer's own chat markup, as token ids around the body
+            prefix, slot, lead = chat_prompt(tokenizer)
+            meta.update(prefix_ids=[int(t) for t in tokenizer(prefix, add_special_tokens=False)["input_ids"]])
+            meta.update(lead=lead)
         meta.update(yes=slot.yes, no=slot.no, **answer_ids(tokenizer, slot))
     precision = _precision(cfg)
     # Full fine-tuning keeps fp32 weights (AMP casts per op); a frozen LoRA base can live in half precision.
@@ -428,9 +467,15 @@ def load_for_training(cfg: Config, model_path: Path, tokenizer: Any):
     if cfg.lora_r > 0:
         model = _add_lora(model, cfg, head)
     if head == YES_NO:
-        model = yes_no_class()(model, meta["yes_id"], meta["no_id"], meta["suffix_ids"])
+        model = _yes_no(model, meta)
     model.kit_head = meta
     return model
+
+
+def _yes_no(lm: Any, meta: dict[str, Any]):
+    return yes_no_class()(
+        lm, meta["yes_id"], meta["no_id"], meta["suffix_ids"], meta.get("prefix_ids", ()), meta.get("lead", 0)
+    )
 
 
 # ------------------------------------------------------------------------------------------
@@ -512,7 +557,7 @@ def load_for_inference(model_dir: Path, cfg: Config | None = None, merge: bool =
     else:
         model = _load_backbone(model_dir, head, dtype, quant)
     if head == YES_NO:
-        model = yes_no_class()(model, meta["yes_id"], meta["no_id"], meta["suffix_ids"])
+        model = _yes_no(model, meta)
     model.kit_head = meta
     return model.eval()
 

@@ -31,6 +31,7 @@ from jigsaw_kit.core.checkpoints import check_max_length, load_tokenizer, resolv
 from jigsaw_kit.core.config import Config
 from jigsaw_kit.core.errors import KitError
 from jigsaw_kit.data.prep import upsample_test_examples
+from jigsaw_kit.methods.guards import stop_info, training_guards
 from jigsaw_kit.methods.transformer import modeling
 from jigsaw_kit.methods.transformer.modeling import resolve_precision
 from jigsaw_kit.methods.transformer.sampler import TightLengthSampler
@@ -38,19 +39,28 @@ from jigsaw_kit.methods.transformer.sampler import TightLengthSampler
 log = logging.getLogger(__name__)
 
 
-def tokenize_rows(tokenizer, rows: pd.DataFrame, max_length: int, with_labels: bool):
-    """A datasets.Dataset of token ids (unpadded) plus a `length` column for length grouping."""
-    from datasets import Dataset
+def tokenize_rows(tokenizer, rows: pd.DataFrame, max_length: int, with_labels: bool, chunk: int = 4096):
+    """A datasets.Dataset of token ids (unpadded) plus a `length` column for length grouping.
+
+    Tokenised `chunk` rows at a time, each chunk stored as Arrow before the next (as predict.encode): one call
+    on all upsampled training rows held every row's heavy fast-tokenizer Encoding object at once.
+    """
+    from datasets import Dataset, concatenate_datasets
 
     a = rows["input_a"].tolist()
     b = rows["input_b"].tolist()
     pair = any(x is not None for x in b)
-    enc = tokenizer(a, b if pair else None, truncation=True, max_length=max_length)
-    data: dict[str, Any] = {k: enc[k] for k in enc.keys()}
-    data["length"] = [len(ids) for ids in enc["input_ids"]]
-    if with_labels:
-        data["labels"] = rows["label"].astype(int).tolist()
-    return Dataset.from_dict(data)
+    labels = rows["label"].astype(int).tolist() if with_labels else None
+    parts = []
+    for s in range(0, max(len(a), 1), chunk):
+        enc = tokenizer(a[s : s + chunk], b[s : s + chunk] if pair else None, truncation=True, max_length=max_length)
+        data: dict[str, Any] = {k: enc[k] for k in enc.keys()}
+        data["length"] = [len(ids) for ids in enc["input_ids"]]
+        if labels is not None:
+            data["labels"] = labels[s : s + chunk]
+        parts.append(Dataset.from_dict(data))
+        del enc, data
+    return parts[0] if len(parts) == 1 else concatenate_datasets(parts)
 
 
 # Keys a resumed run may change: how long it runs and what it logs, not what it learns.
@@ -144,6 +154,8 @@ def training_arguments(cfg: Config, output_dir: Path, precision: str, use_cpu: b
         fp16=precision == "fp16",
         bf16=precision == "bf16",
         logging_steps=cfg.logging_steps,
+        # a nan/inf step loss must reach the log (NanLossCallback), not be replaced by the window's mean
+        logging_nan_inf_filter=False,
         save_strategy="steps" if cfg.save_steps > 0 else "no",
         save_steps=cfg.save_steps if cfg.save_steps > 0 else 500,
         save_total_limit=2,
@@ -172,8 +184,15 @@ def kit_trainer_class():
     return KitTrainer
 
 
-def fine_tune(cfg: Config, rows: pd.DataFrame, run_dir: Path, resume_from: Path | None = None) -> list[dict[str, Any]]:
-    """Fine-tune on templated rows; the model lands in run_dir/model. Returns the Trainer's log history."""
+def fine_tune(
+    cfg: Config, rows: pd.DataFrame, run_dir: Path, resume_from: Path | None = None
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Fine-tune on templated rows; the model lands in run_dir/model.
+
+    Returns (the Trainer's log history, guards.stop_info: whether the deadline stopped it early). Runs under
+    methods.guards: JIGSAW_KIT_TRAIN_DEADLINE ends training early (the model is still saved), a nan/inf loss
+    raises KitError.
+    """
     import torch
     from transformers import DataCollatorWithPadding, set_seed
 
@@ -193,8 +212,14 @@ def fine_tune(cfg: Config, rows: pd.DataFrame, run_dir: Path, resume_from: Path 
     ckpt_dir = run_dir / CHECKPOINTS
     args = training_arguments(cfg, ckpt_dir, precision, use_cpu=not torch.cuda.is_available())
     collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if torch.cuda.is_available() else None)
+    guards = training_guards()
     trainer = kit_trainer_class()(
-        model=model, args=args, train_dataset=dataset, data_collator=collator, processing_class=tokenizer
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        data_collator=collator,
+        processing_class=tokenizer,
+        callbacks=guards,
     )
     if resume_from is not None:
         log.info("resuming from %s", resume_from)
@@ -204,7 +229,7 @@ def fine_tune(cfg: Config, rows: pd.DataFrame, run_dir: Path, resume_from: Path 
         atomic_path(run_dir / "trainer_state.json", lambda t: trainer.state.save_to_json(str(t)))
         # Only a resume needs them, and they are several times the model's size (Kaggle's disk is small).
         shutil.rmtree(ckpt_dir, ignore_errors=True)
-    return list(trainer.state.log_history)
+    return list(trainer.state.log_history), stop_info(guards)
 
 
 def _save_model_atomic(trainer, tokenizer, final: Path) -> None:
