@@ -30,11 +30,11 @@ class TransformerMethod(Method):
     stepped = True
     gpu = "needs"
     modules = (*Method.modules, "datasets", "accelerate")  # the Trainer's dataset and its engine
+    scores_vary = True
 
     @classmethod
     def imports(cls, cfg: Config) -> tuple[str, ...]:
         return (*cls.modules, "peft") if cfg.lora_r > 0 else cls.modules
-    scores_vary = True
 
     def __init__(self, cfg: Config) -> None:
         super().__init__(cfg)
