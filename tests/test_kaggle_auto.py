@@ -102,6 +102,7 @@ def test_auto_plan_reads_config_json_never_folder_names(attached):
     )  # a DeBERTa told by its config.json, whatever its folder says; fine-tuned on the round-3 recipe
     assert plan["kaggle-t4-plain-bert"][1]["template"] == "rule-body-urls"
     assert plan["kaggle-t4-qwen-lora-qwen2.5-0.5b"][0] == "kaggle-t4-qwen-lora"
+    assert plan["kaggle-t4-qwen-lora-qwen2.5-0.5b"][1]["template"] == "yes-no-chat"  # the family's own chat template
     assert plan["kaggle-t4-plain-bert"][0] == "kaggle-t4" and plan["kaggle-t4-e5"][0] == "kaggle-t4"
     # fine-tunes ordered strongest evidence first (they take the GPUs round-robin in this order)
     tuned = [m.recipe for m in members if m.config.startswith("kaggle")]

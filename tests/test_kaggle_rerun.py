@@ -13,6 +13,7 @@ process's fate matters, and one real fine-tune that crashes mid-training.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import shutil
 import sys
@@ -270,3 +271,40 @@ def test_a_member_whose_stack_cannot_import_is_dropped_on_the_rerun_and_fails_th
     kk.train_members(runs, processed, s, log)
     kk.submit_members(runs, processed, s)
     assert (working / "submission.csv").is_file()
+
+
+def test_a_member_stopped_by_its_deadline_is_still_blended(fake_kaggle, tmp_path, monkeypatch):
+    """The guard 5 min away leaves a fine-tune a training deadline already past (the guard less 15 min): it stops
+    after its first step, predicts, writes, and its predictions are blended, marked as stopped early."""
+    from .test_models import make_bert
+
+    _, working, env = fake_kaggle
+    bert = make_bert(tmp_path / "bert")
+    env = {**env, "KAGGLE_IS_COMPETITION_RERUN": "True", "JIGSAW_KIT_PROBE_STEPS": "0"}
+    members = [("kaggle-t4", {"model": str(bert)}, 1.0), ("tfidf-lr", {}, 1.0)]
+    s, runs = _stages(env, members, guard_s=300)
+    tuned = next(r for r in runs if r.member.name == "kaggle-t4")
+    assert tuned.status == "done" and tuned.stopped_early.startswith("STOPPED EARLY by its deadline at step 1 of")
+    metrics = json.loads((tuned.run_dir / "train_metrics.json").read_text())
+    assert metrics["stopped_early"] and metrics["stopped_at_step"] == 1 and metrics["planned_steps"] > 1
+    assert _submitted(working) == pytest.approx(_blend_of(working, ["kaggle-t4", "tfidf-lr"], [1.0, 1.0]))
+
+
+def test_a_member_whose_loss_goes_nan_is_dropped_on_the_rerun_and_fails_the_preview(fake_kaggle, tmp_path):
+    """A fine-tune whose loss is nan from its first step (a learning rate of 1e30 on a tiny BERT): the trainer's
+    guard stops it with the reason; the rerun drops it and blends the others, the preview fails."""
+    from .test_models import make_bert
+
+    _, working, env = fake_kaggle
+    bert = make_bert(tmp_path / "bert")
+    nan_lr = {"model": str(bert), "learning_rate": 1e30, "logging_steps": 1}
+    members = [("kaggle-t4", nan_lr, 1.0), ("tfidf-lr", {}, 1.0)]
+    rerun = {**env, "KAGGLE_IS_COMPETITION_RERUN": "True", "JIGSAW_KIT_PROBE_STEPS": "0", "JIGSAW_KIT_MAX_STEPS": "4"}
+    runs: list = []
+    _stages(rerun, members, runs=runs)
+    nan = next(r for r in runs if r.member.name == "kaggle-t4")
+    assert nan.status == "failed" and "training loss became nan" in nan.log.read_text()
+    alone = pd.read_csv(working / "jigsaw-kit" / "tfidf-lr" / "submission.csv").set_index("row_id")["rule_violation"]
+    assert _submitted(working) == pytest.approx(alone.to_dict())  # the one member left, as it wrote it
+    with pytest.raises(KitError, match="member kaggle-t4 .*failed"):
+        _stages({**env, "JIGSAW_KIT_MAX_STEPS": "4"}, members)

@@ -203,7 +203,8 @@ def auto_members(
             tuned.append(_member(f"{cfg}-{f.label}", cfg, {"model": str(f.path), **ROUND3}, cfg))
         if LORA in f.roles:
             lora = "kaggle-t4-qwen-lora"
-            tuned.append(_member(f"{lora}-{f.label}", lora, {"model": str(f.path)}, lora))
+            # yes-no-chat: the prompt in the checkpoint's own chat template (Qwen3, Llama 3, Gemma, ...), not ChatML
+            tuned.append(_member(f"{lora}-{f.label}", lora, {"model": str(f.path), "template": "yes-no-chat"}, lora))
     # Strongest evidence first: fine-tunes take the GPUs round-robin in this order (members.assign_devices).
     members += sorted(tuned, key=lambda m: evidence.rank(m.recipe))
     return _unique(members), found, why if embed else ""

@@ -396,6 +396,7 @@ def probe_throughput(cfg: Config, processed: Processed, work_dir: Path, steps: i
     import torch
 
     from jigsaw_kit import methods
+    from jigsaw_kit.methods.guards import check_predictions
     from jigsaw_kit.pipeline import fit
 
     cuda = torch.cuda.is_available()
@@ -410,8 +411,10 @@ def probe_throughput(cfg: Config, processed: Processed, work_dir: Path, steps: i
     sample = pd.concat([processed.test[cols], processed.train[cols]], ignore_index=True).head(predict_rows)
     model = methods.load(work_dir, probe_cfg)
     t = time.perf_counter()
-    model.predict(sample, show_progress=False)
+    preds = model.predict(sample, show_progress=False)
     predict_rate = len(sample) / (time.perf_counter() - t)
+    # nan/inf (fp16 overflow) or one value for every row: the member is broken before it costs hours
+    check_predictions(preds, f"the probe of {cfg.name}", allow_constant=len(sample.drop_duplicates("input_a")) < 2)
     return Throughput(
         train_rate,
         predict_rate,
