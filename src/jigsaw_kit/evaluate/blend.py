@@ -21,6 +21,7 @@ import pandas as pd
 from jigsaw_kit.core.errors import KitError
 from jigsaw_kit.core.metrics import mean_rule_auc
 from jigsaw_kit.data.folds import LB_WEIGHTS
+from jigsaw_kit.evaluate.oof import finite_column, read_csv_checked, read_oofs
 
 TIE_DECIMALS = 12  # blended ranks are rationals of small denominators: far coarser than 1e-12
 
@@ -58,26 +59,19 @@ def _submission_path(p: Path) -> Path:
     return p
 
 
-def _oof_path(p: Path) -> Path:
-    if p.is_dir():
-        for cand in (p / "oof.csv", p / "cv" / "oof.csv"):
-            if cand.is_file():
-                return cand
-        raise KitError(f"{p} holds no oof.csv (nor cv/oof.csv): run `jigsaw-kit cv` first.")
-    if not p.is_file():
-        raise KitError(f"{p} not found.")
-    return p
-
-
 def blend_submissions(paths: list[Path], test: pd.DataFrame, weights: list[float] | None) -> pd.DataFrame:
     """Blend submission files aligned on test.csv's row_ids; rules come from test.csv."""
     ids = test["row_id"].astype("int64")
     preds = []
     for p in map(_submission_path, paths):
-        sub = pd.read_csv(p)
+        fix = "pass a submission CSV a kit command wrote (row_id, rule_violation)"
+        sub = read_csv_checked(p, fix)
         if list(sub.columns) != ["row_id", "rule_violation"]:
             raise KitError(f"{p}: expected columns ['row_id', 'rule_violation'], got {list(sub.columns)}.")
-        s = sub.set_index("row_id")["rule_violation"]
+        row_id = finite_column(sub, "row_id", p, fix)
+        if (row_id != row_id.round()).any():
+            raise KitError(f"{p}: row_id must hold integers, found {row_id[row_id != row_id.round()].iloc[0]:g}.")
+        s = pd.Series(finite_column(sub, "rule_violation", p, fix).to_numpy(), index=row_id.astype("int64"))
         missing = sorted(set(ids) - set(s.index))
         if missing or s.index.duplicated().any():
             raise KitError(f"{p}: row_ids do not match --test (missing e.g. {missing[:3]}, or duplicated).")
@@ -90,7 +84,7 @@ def align_oof(paths: list[Path]) -> tuple[pd.DataFrame, list[np.ndarray]]:
 
     `base` holds the key ([part,] rule, text), label and fold (when every input has one), on a RangeIndex.
     """
-    frames = [pd.read_csv(_oof_path(p)) for p in paths]
+    frames = read_oofs(paths)  # each checked: columns, numbers, one row per key, one scheme
     by_fold = all("fold" in f.columns for f in frames)
     # lb-proxy holds each text once per part (seen, unseen): the part is part of a row's identity
     by_part = all("part" in f.columns for f in frames)
@@ -104,6 +98,8 @@ def align_oof(paths: list[Path]) -> tuple[pd.DataFrame, list[np.ndarray]]:
         aligned = f.set_index(key).loc[pd.MultiIndex.from_frame(base[key])]
         if by_fold and (aligned["fold"].to_numpy() != base["fold"].to_numpy()).any():
             raise KitError(f"{p}: its folds differ from {paths[0]}'s; blend OOFs of the same scheme and seed.")
+        if (aligned["label"].to_numpy() != base["label"].to_numpy()).any():
+            raise KitError(f"{p}: its labels differ from {paths[0]}'s on the same texts; blend OOFs of the same data.")
         keyed.append(aligned["prediction"].to_numpy())
     return base, keyed
 

@@ -1,0 +1,166 @@
+"""Hostile files written by earlier commands (issue 27): OOF files and submissions fed to blend.
+
+Each bad input ends in a KitError (one `error:` line from the CLI, exit 2) or in exactly the numbers the
+intact files give; never a traceback, never another number.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from jigsaw_kit.cli import main
+from jigsaw_kit.core.errors import KitError
+from jigsaw_kit.evaluate.blend import blend_oof
+from jigsaw_kit.evaluate.blend_fit import fit_blend_oof
+
+FUZZ = settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+
+
+def oof_frame(lb_proxy: bool = False, seed: int = 0) -> pd.DataFrame:
+    """A small `cv`-shaped OOF: 3 folds x 2 rules x 6 texts, balanced labels; lb-proxy adds a part column."""
+    rng = np.random.default_rng(seed)
+    rows = [
+        {"rule": r, "text": f"{r} text {f}-{i}", "label": i % 2, "fold": f}
+        for f in range(3)
+        for r in ("No spam", "No legal advice")
+        for i in range(6)
+    ]
+    df = pd.DataFrame(rows)
+    if lb_proxy:
+        df = pd.concat([df.assign(part="seen"), df.assign(part="unseen", fold=df["fold"] + 3)], ignore_index=True)
+    return df.assign(prediction=df["label"] * 0.5 + rng.random(len(df)))[
+        ["rule", "text", "label", "prediction", "fold", *(["part"] if lb_proxy else [])]
+    ]
+
+
+def write_oofs(d: Path, frames: list[pd.DataFrame]) -> list[Path]:
+    paths = []
+    for i, f in enumerate(frames):
+        (d / f"m{i}").mkdir(parents=True, exist_ok=True)
+        f.to_csv(d / f"m{i}" / "oof.csv", index=False)
+        paths.append(d / f"m{i}" / "oof.csv")
+    return paths
+
+
+def cli_error(capsys, argv: list[str]) -> str:
+    """Run the CLI; assert it failed with one `error:` line (no traceback) and return that line."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "Traceback" not in err and len(err.splitlines()) == 1, err
+    return err
+
+
+@pytest.mark.parametrize("fit", [False, True])
+@pytest.mark.parametrize(
+    "damage, says",
+    [
+        (lambda f, p: f.drop(columns="prediction").to_csv(p, index=False), "'prediction'"),
+        (lambda f, p: f.drop(columns="rule").to_csv(p, index=False), "'rule'"),
+        (lambda f, p: p.write_bytes(b""), "empty"),
+        (lambda f, p: f.head(0).to_csv(p, index=False), "no rows"),
+        (lambda f, p: oof_frame(lb_proxy=True).to_csv(p, index=False), "different schemes"),
+        (lambda f, p: f.assign(fold=f["fold"].map({0: 1, 1: 2, 2: 0})).to_csv(p, index=False), "folds differ"),
+        (lambda f, p: pd.concat([f, f.tail(1)]).to_csv(p, index=False), "share their"),
+        (lambda f, p: f.assign(label=1 - f["label"]).to_csv(p, index=False), "labels differ"),
+        (lambda f, p: f.assign(prediction="n/a").to_csv(p, index=False), "'prediction'"),
+    ],
+    ids=["no-prediction", "no-rule", "empty", "header-only", "lb-proxy", "other-folds", "dup", "labels", "text-pred"],
+)
+def test_blend_oof_bad_second_file_is_one_error_line(tmp_path, capsys, damage, says, fit):
+    a, b = write_oofs(tmp_path, [oof_frame(), oof_frame(seed=1)])
+    damage(oof_frame(seed=1), b)
+    err = cli_error(capsys, ["blend", str(a), str(b), "--oof", *(["--fit", "--grid-step", "0.5"] if fit else [])])
+    assert str(b) in err and says in err
+
+
+def test_blend_submission_inputs_checked(tmp_path, capsys):
+    test = pd.DataFrame({"row_id": [1, 2], "body": ["x", "y"], "rule": ["r", "r"], "subreddit": ["s", "s"]})
+    for c in ("positive_example_1", "positive_example_2", "negative_example_1", "negative_example_2"):
+        test[c] = "e"
+    test.to_csv(tmp_path / "test.csv", index=False)
+    good, bad = tmp_path / "a.csv", tmp_path / "b.csv"
+    pd.DataFrame({"row_id": [1, 2], "rule_violation": [0.1, 0.9]}).to_csv(good, index=False)
+    for text, says in [("", "empty"), ("row_id,rule_violation\n", "no rows"), ("row_id,rule_violation\n1,x\n2,1\n",
+                       "'rule_violation'"), ("row_id,rule_violation\n1.5,0\n2,1\n", "integers")]:  # fmt: skip
+        bad.write_text(text)
+        err = cli_error(capsys, ["blend", str(good), str(bad), "--test", str(tmp_path / "test.csv"),
+                                 "--output", str(tmp_path / "o.csv")])  # fmt: skip
+        assert str(bad) in err and says in err
+
+
+# --- fuzz: every mutation of an OOF file is a KitError or leaves the numbers exactly as they were -------------
+
+
+def _mutate(draw, f: pd.DataFrame, path: Path) -> None:
+    """Write f to path damaged one way (or harmlessly changed: shuffled, reordered, an extra column)."""
+    kind = draw(st.sampled_from(MUTATIONS))
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    row = int(rng.integers(len(f)))
+    col = draw(st.sampled_from(list(f.columns)))
+    g = f.copy()
+    if kind == "drop-column":
+        g = g.drop(columns=col)
+    elif kind == "rename-column":
+        g = g.rename(columns={col: col.upper()})
+    elif kind == "cell":
+        g[col] = g[col].astype(object)
+        bad = draw(st.sampled_from(["", "NaN", "inf", "-inf", "x", "1e999", "2"]))
+        g.iloc[row, list(g.columns).index(col)] = "x" if (col, bad) == ("prediction", "2") else bad  # 2: a valid score
+    elif kind == "drop-row":
+        g = g.drop(index=g.index[row])
+    elif kind == "dup-row":
+        g = pd.concat([g, g.iloc[[row]]])
+    elif kind == "flip-label":
+        g.loc[g.index[row], "label"] = 1 - g.loc[g.index[row], "label"]
+    elif kind == "refold":
+        g.loc[g.index[row], "fold"] = (g.loc[g.index[row], "fold"] + 1) % 3
+    elif kind == "other-scheme":
+        g = oof_frame(lb_proxy="part" not in g.columns) if draw(st.booleans()) else g.drop(columns="fold")
+    elif kind == "harmless":
+        g = g.sample(frac=1, random_state=row).assign(extra="x")
+        g = g[list(reversed(g.columns))]
+    if kind == "bytes":
+        raw = draw(st.sampled_from([b"", b"\xff\xfe\x00garbage", b"rule;text;label;prediction\n1;2;3;4\n"]))
+        path.write_bytes(raw)
+    elif kind == "cut":
+        raw = f.to_csv(index=False).encode()
+        path.write_bytes(raw[: draw(st.integers(0, len(raw)))])
+    elif kind == "folder":
+        path.mkdir()
+    else:
+        g.to_csv(path, index=False)
+
+
+MUTATIONS = ["drop-column", "rename-column", "cell", "drop-row", "dup-row", "flip-label", "refold",
+             "other-scheme", "harmless", "bytes", "cut", "folder"]  # fmt: skip
+
+
+@FUZZ
+@given(data=st.data(), lb_proxy=st.booleans(), which=st.integers(0, 1))
+def test_fuzz_oof_files_error_or_same_numbers(data, lb_proxy, which):
+    frames = [oof_frame(lb_proxy, seed=0), oof_frame(lb_proxy, seed=1)]
+    with tempfile.TemporaryDirectory() as d:
+        good = write_oofs(Path(d) / "good", frames)
+        want_blend = blend_oof(good, None)[1]
+        want_fit = fit_blend_oof(good, grid_step=0.5)
+        bad = write_oofs(Path(d) / "bad", frames)
+        bad[which].unlink()
+        _mutate(data.draw, frames[which], bad[which])
+        try:
+            got = blend_oof(bad, None)[1]
+        except KitError as e:
+            assert str(e).strip() and "\n" not in str(e)
+            with pytest.raises(KitError):
+                fit_blend_oof(bad, grid_step=0.5)
+            return
+        assert list(got.values()) == list(want_blend.values())
+        fit = fit_blend_oof(bad, grid_step=0.5)
+        for k in ("weights", "score_equal", "score_fitted_held_out", "score_fitted_in_sample"):
+            assert fit[k] == want_fit[k], k
