@@ -164,3 +164,36 @@ def test_fuzz_oof_files_error_or_same_numbers(data, lb_proxy, which):
         fit = fit_blend_oof(bad, grid_step=0.5)
         for k in ("weights", "score_equal", "score_fitted_held_out", "score_fitted_in_sample"):
             assert fit[k] == want_fit[k], k
+
+
+# --- output names: --output names a file, a name without a suffix included; never made a folder ------------
+
+
+def test_output_without_suffix_is_a_file_for_run(tmp_path, capsys):
+    from .conftest import SAMPLE
+
+    out = tmp_path / "mysub"
+    argv = ["run", "--data-dir", str(SAMPLE), "--config", "tfidf-lr", "--run-dir", str(tmp_path / "run")]
+    assert main([*argv, "--output", str(out)]) == 0
+    assert out.is_file() and pd.read_csv(out).columns.tolist() == ["row_id", "rule_violation"]
+    (tmp_path / "folder").mkdir()  # an existing folder is refused at start, before any work
+    err = cli_error(capsys, [*argv[:-1], str(tmp_path / "run2"), "--output", str(tmp_path / "folder")])
+    assert "is a folder" in err and not (tmp_path / "run2").exists()
+
+
+@pytest.mark.parametrize("oof", [False, True])
+def test_blend_output_checked_before_reading(tmp_path, capsys, oof):
+    a, b = write_oofs(tmp_path, [oof_frame(), oof_frame(seed=1)])
+    (tmp_path / "taken").mkdir()
+    extra = ["--oof"] if oof else ["--test", str(tmp_path / "test.csv")]
+    err = cli_error(capsys, ["blend", str(a), str(b), *extra, "--output", str(tmp_path / "taken")])
+    assert "is a folder" in err  # refused on the name, not after reading the inputs
+    if oof:
+        assert main(["blend", str(a), str(b), "--oof", "--output", str(tmp_path / "blended")]) == 0
+        assert (tmp_path / "blended").is_file()
+
+
+def test_blend_missing_test_file_is_one_error_line(tmp_path, capsys):
+    a, b = write_oofs(tmp_path, [oof_frame(), oof_frame(seed=1)])
+    err = cli_error(capsys, ["blend", str(a), str(b), "--test", str(tmp_path / "nope.csv")])
+    assert "nope.csv" in err and "no such file" in err

@@ -115,7 +115,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     out = Path(args.out)
-    check_writable(out, "--out")
+    check_writable(out, "--out", file=False)
     p = pipeline.build(cfg, args.data_dir)
     dataset.save(p, out)
     _print_build(p)
@@ -172,7 +172,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     run_dir = _run_dir(args, cfg)
-    check_writable(run_dir, "--run-dir")
+    check_writable(run_dir, "--run-dir", file=False)
     pipeline.check_inputs(cfg)
     processed = dataset.load(Path(args.processed))
     dataset.check_template(processed, cfg)
@@ -207,7 +207,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise KitError(f"{run_dir} is not a run directory (no config.yaml). Train first: jigsaw-kit train ...")
     cfg = load_config(str(run_dir / "config.yaml"))
     output = Path(args.output)
-    check_writable(output, "--output")
+    check_writable(output, "--output", file=True)
     processed = dataset.load(Path(args.processed))
     dataset.check_template(processed, cfg)
     _predict_and_write(cfg, processed, run_dir, output)
@@ -220,8 +220,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = _config(args)
     run_dir = _run_dir(args, cfg)
     output = Path(args.output)
-    check_writable(output, "--output")
-    check_writable(run_dir, "--run-dir")
+    check_writable(output, "--output", file=True)
+    check_writable(run_dir, "--run-dir", file=False)
     res = pipeline.run(cfg, args.data_dir, output, run_dir)
     _print_build(res.processed)
     _print_train(res.train)
@@ -307,7 +307,7 @@ def cmd_cv(args: argparse.Namespace) -> int:
     default_root = Path("runs") / cfg.name
     out_dir = Path(args.output_dir) if args.output_dir else default_root / "cv"
     report_dir = Path(args.output_dir) if args.output_dir else default_root
-    check_writable(out_dir, "--output-dir")
+    check_writable(out_dir, "--output-dir", file=False)
     pipeline.check_inputs(cfg)
     comp = load_competition(args.data_dir)
     write_provenance(out_dir, cfg, comp, args.scheme, args.folds)
@@ -356,7 +356,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from jigsaw_kit.evaluate.compare import compare, format_markdown, write_compare
 
     out = Path(args.output)
-    check_writable(out, "--output")
+    check_writable(out, "--output", file=False)  # compare writes a folder of three files
     result = compare([Path(p) for p in args.inputs])
     print(format_markdown(result))
     written = write_compare(result, out)
@@ -524,6 +524,8 @@ def cmd_blend(args: argparse.Namespace) -> int:
     from jigsaw_kit.data.submission import check_submission
 
     paths = [Path(p) for p in args.inputs]
+    if args.output or not args.oof:  # checked before any input is read: a file, never made a folder
+        check_writable(Path(args.output or "submission.csv"), "--output", file=True)
     if args.fit or args.per_rule:
         from jigsaw_kit.evaluate.blend_fit import fit_blend_oof, format_fit, write_fitted_blend
 
@@ -545,9 +547,9 @@ def cmd_blend(args: argparse.Namespace) -> int:
         return 0
     if not args.test:
         raise KitError("blend needs --test test.csv (it gives each row's rule) unless --oof is set.")
-    from jigsaw_kit.data.competition import _read_csv, validate_test
+    from jigsaw_kit.evaluate.blend import read_test
 
-    test = validate_test(_read_csv(Path(args.test)), Path(args.test))
+    test = read_test(Path(args.test))
     sub = blend_submissions(paths, test, args.weights)
     check_submission(sub, test[["row_id"]])
     write_csv(sub, Path(args.output or "submission.csv"))

@@ -59,6 +59,15 @@ def _submission_path(p: Path) -> Path:
     return p
 
 
+def read_test(path: Path) -> pd.DataFrame:
+    """blend's --test: the competition's test.csv, checked as `run` checks it."""
+    from jigsaw_kit.data.competition import _read_csv, validate_test
+
+    if not Path(path).is_file():
+        raise KitError(f"--test {path}: no such file; pass the competition's test.csv (it gives each row's rule).")
+    return validate_test(_read_csv(Path(path)), Path(path))
+
+
 def blend_submissions(paths: list[Path], test: pd.DataFrame, weights: list[float] | None) -> pd.DataFrame:
     """Blend submission files aligned on test.csv's row_ids; rules come from test.csv."""
     ids = test["row_id"].astype("int64")
