@@ -90,7 +90,12 @@ def _disk_cache(model_path: Path, max_length: int) -> EmbeddingCache | None:
         return None
     key = (str(root), fingerprint, max_length)
     if key not in _DISK:
-        _DISK[key] = EmbeddingCache(root, fingerprint, max_length)
+        # the vectors' width is the encoder's hidden_size: a chunk of another width in the namespace is a miss
+        try:
+            width = read_model_config(model_path).get("hidden_size")
+        except (KitError, AttributeError):  # no width to declare: the cache takes its namespace's majority
+            width = None
+        _DISK[key] = EmbeddingCache(root, fingerprint, max_length, width=width if isinstance(width, int) else None)
     return _DISK[key]
 
 
