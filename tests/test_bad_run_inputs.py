@@ -141,3 +141,32 @@ def test_fuzz_cache_chunks_never_cost_the_run(kinds, cut):
             assert f.exists() == (kind in ("good", "folder")), kind  # the cache's own bad files are removed
         cache_report(Path(d) / "cache")
         prune(Path(d) / "cache", max_bytes=0)
+
+
+# --- the auto plan decides as the run will ---------------------------------------------------------------
+
+
+def test_auto_plan_skips_a_sentence_encoder_transformers_cannot_load(tmp_path):
+    from jigsaw_kit.core.errors import KitError
+    from jigsaw_kit.kaggle import discover
+
+    from .test_kaggle_auto import MASKED_LM, checkpoint
+
+    odd = checkpoint(tmp_path / "datasets" / "me" / "odd", {"model_type": "my-own-encoder"}, "modules.json")
+    ok = checkpoint(tmp_path / "datasets" / "me" / "e5", {"model_type": "bert"}, "modules.json")
+    llm = {"model_type": "qwen2", "architectures": ["Qwen2ForCausalLM"]}
+    checkpoint(tmp_path / "datasets" / "me" / "qwen", llm)
+    members, found, _ = discover.auto_members(tmp_path, MASKED_LM)
+    by_path = {f.path: f for f in found}
+    assert not by_path[odd].roles and "my-own-encoder" in by_path[odd].why and "not a text model" in by_path[odd].why
+    assert by_path[ok].roles and by_path[tmp_path / "datasets" / "me" / "qwen"].roles == (discover.LORA,)
+    planned = [str(v) for m in members for v in (m.overrides.get("model"), *m.overrides.get("encoders", ()))]
+    assert str(odd) not in planned and str(ok) in planned
+    lines = discover.describe(found, members, "", tmp_path)
+    assert any(line.strip().startswith(f"skipped  {odd}") for line in lines)
+    # the same check the embedding member runs at load time
+    from jigsaw_kit.core.checkpoints import text_model_problem
+
+    assert text_model_problem("my-own-encoder") and text_model_problem("bert") is None
+    with pytest.raises(KitError, match="not a text model transformers knows"):
+        embed._load_encoder(odd, 32)
