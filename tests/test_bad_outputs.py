@@ -6,6 +6,7 @@ intact files give; never a traceback, never another number.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 
@@ -197,3 +198,66 @@ def test_blend_missing_test_file_is_one_error_line(tmp_path, capsys):
     a, b = write_oofs(tmp_path, [oof_frame(), oof_frame(seed=1)])
     err = cli_error(capsys, ["blend", str(a), str(b), "--test", str(tmp_path / "nope.csv")])
     assert "nope.csv" in err and "no such file" in err
+
+
+# --- compare: metrics.json of another shape is one error line, never an AttributeError/TypeError ------------
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 3) | st.floats(allow_nan=True) | st.text(max_size=4),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+def _paths(m, prefix=()):
+    """Every (path, container) inside a JSON value, so one of them can be replaced."""
+    items = m.items() if isinstance(m, dict) else enumerate(m) if isinstance(m, list) else []
+    for k, v in items:
+        yield (*prefix, k)
+        yield from _paths(v, (*prefix, k))
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data(), lb_proxy=st.booleans())
+def test_fuzz_compare_metrics_json(data, lb_proxy):
+    from jigsaw_kit.evaluate.compare import compare, format_markdown, write_compare
+
+    from .test_compare import LB_FOLDS, _curve, _metrics
+
+    names = LB_FOLDS if lb_proxy else ["fold0", "fold1", "fold2", "fold3"]
+    curve = _curve([0.6, 0.7, 0.75, 0.8], 0.05)
+    good = _metrics("lb-proxy" if lb_proxy else "novel", names, [0.8, 0.7, 0.6, 0.5], curve)
+    bad = json.loads(json.dumps(good))
+    where = data.draw(st.sampled_from(list(_paths(bad))))
+    parent = bad
+    for k in where[:-1]:
+        parent = parent[k]
+    if data.draw(st.booleans()) and isinstance(parent, dict):
+        del parent[where[-1]]
+    else:
+        parent[where[-1]] = data.draw(JSON)
+    with tempfile.TemporaryDirectory() as d:
+        for name, m in (("a", good), ("b", bad)):
+            (Path(d) / name).mkdir()
+            (Path(d) / name / "metrics.json").write_text(json.dumps(m))
+        try:
+            res = compare([Path(d) / "a", Path(d) / "b"])
+        except KitError as e:
+            assert "metrics.json" in str(e) and "\n" not in str(e)
+            return
+        format_markdown(res)
+        if data.draw(st.integers(0, 2)) == 0:  # the figure is the slow part: drawn for a third of the cases
+            write_compare(res, Path(d) / "out")
+        assert res["inputs"][0]["headline"] == good["mean_rule_auc"]  # the intact input's numbers stand
+
+
+def test_compare_metrics_of_another_shape_is_one_error_line(tmp_path, capsys):
+    from .test_compare import _metrics
+
+    good = _metrics("novel", ["fold0", "fold1"], [0.8, 0.7])
+    shapes = [{**good, "folds": [1, 2]}, {**good, "parts": []}, {**good, "learning_curve": {"points": 3}}]
+    for i, m in enumerate(shapes):
+        (tmp_path / f"m{i}").mkdir()
+        (tmp_path / f"m{i}" / "metrics.json").write_text(json.dumps(m))
+        err = cli_error(capsys, ["compare", str(tmp_path / f"m{i}"), "--output", str(tmp_path / "out")])
+        assert f"m{i}" in err and "metrics.json" in err
