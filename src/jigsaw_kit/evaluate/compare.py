@@ -96,7 +96,7 @@ def _shape_problem(m: dict) -> str | None:
         if m.get(key) is not None and not isinstance(m[key], str):
             return f"{key!r} is not a name"
     lc = m.get("learning_curve") or {}
-    points = lc.get("points") or []
+    points = lc.get("points", [])
     if not isinstance(lc.get("slope_per_doubling") or {}, dict) or not isinstance(points, list):
         return "'learning_curve' is malformed"
     if not all(isinstance(p, dict) and isinstance(p.get("spread") or {}, dict) for p in points):
