@@ -199,13 +199,11 @@ def _print_predict(sub, dt: float, output: Path) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from jigsaw_kit.core.config import load_config
+    from jigsaw_kit import pipeline
     from jigsaw_kit.data import dataset
 
     run_dir = Path(args.run_dir)
-    if not (run_dir / "config.yaml").is_file():
-        raise KitError(f"{run_dir} is not a run directory (no config.yaml). Train first: jigsaw-kit train ...")
-    cfg = load_config(str(run_dir / "config.yaml"))
+    cfg = pipeline.check_run_dir(run_dir)  # config.yaml and the saved model, before the data is read
     output = Path(args.output)
     check_writable(output, "--output", file=True)
     processed = dataset.load(Path(args.processed))
