@@ -261,3 +261,22 @@ def test_compare_metrics_of_another_shape_is_one_error_line(tmp_path, capsys):
         (tmp_path / f"m{i}" / "metrics.json").write_text(json.dumps(m))
         err = cli_error(capsys, ["compare", str(tmp_path / f"m{i}"), "--output", str(tmp_path / "out")])
         assert f"m{i}" in err and "metrics.json" in err
+
+
+# --- cv --output-dir reuse: a used folder whose names are taken by folders/files fails at start -------------
+
+
+@pytest.mark.parametrize("taken", ["oof.csv", "metrics.json", "config.yaml", "report.md", "roc_per_rule.png", "fold0"])
+def test_cv_output_dir_reuse_checked_before_training(tmp_path, capsys, taken):
+    from .conftest import SAMPLE
+
+    out = tmp_path / "cv"
+    (out / taken).parent.mkdir(parents=True, exist_ok=True)
+    if taken == "fold0":
+        (out / taken).write_text("not a folder")
+    else:
+        (out / taken).mkdir()
+    argv = ["cv", "--data-dir", str(SAMPLE), "--config", "tfidf-lr", "--folds", "2", "--output-dir", str(out)]
+    err = cli_error(capsys, argv)
+    assert str(out / taken) in err
+    assert not (out / "fold1").exists() and not (out / "metrics.json").is_file()  # no fold trained, no result

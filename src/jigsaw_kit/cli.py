@@ -29,7 +29,7 @@ from jigsaw_kit.data.folds import SCHEMES
 from jigsaw_kit.evaluate.blend import blend_oof, blend_submissions
 from jigsaw_kit.evaluate.curve import console as curve_console
 from jigsaw_kit.evaluate.curve import parse_fractions
-from jigsaw_kit.evaluate.cv import run_cv, write_cv, write_provenance
+from jigsaw_kit.evaluate.cv import check_cv_output, run_cv, write_cv, write_provenance
 from jigsaw_kit.evaluate.report import cv_headline
 from jigsaw_kit.kaggle.budget import (
     ASSUMED_T4,
@@ -306,6 +306,7 @@ def cmd_cv(args: argparse.Namespace) -> int:
     out_dir = Path(args.output_dir) if args.output_dir else default_root / "cv"
     report_dir = Path(args.output_dir) if args.output_dir else default_root
     check_writable(out_dir, "--output-dir", file=False)
+    check_cv_output(out_dir, report_dir)  # a rerun into a used folder must not fail at its last write
     pipeline.check_inputs(cfg)
     comp = load_competition(args.data_dir)
     write_provenance(out_dir, cfg, comp, args.scheme, args.folds)
