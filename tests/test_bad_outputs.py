@@ -280,3 +280,27 @@ def test_cv_output_dir_reuse_checked_before_training(tmp_path, capsys, taken):
     err = cli_error(capsys, argv)
     assert str(out / taken) in err
     assert not (out / "fold1").exists() and not (out / "metrics.json").is_file()  # no fold trained, no result
+
+
+def test_hidden_test_score_reads_submissions_through_the_checked_reader(tmp_path, capsys):
+    from jigsaw_kit.data.hidden_test import synthesize_hidden
+
+    from .conftest import SAMPLE
+
+    folder = synthesize_hidden(SAMPLE, tmp_path / "hidden", rows=200, seed=3)
+    good = pd.read_csv(folder / "sample_submission.csv")
+    cases = {
+        "missing.csv": None,
+        "empty.csv": "",
+        "cols.csv": "row_id,score\n1,0.5\n",
+        "text.csv": good.assign(rule_violation="high").to_csv(index=False),
+        "ids.csv": good.assign(row_id="x").to_csv(index=False),
+    }
+    for name, text in cases.items():
+        if text is not None:
+            (tmp_path / name).write_text(text)
+        err = cli_error(capsys, ["hidden-test", "--out", str(folder), "--score", str(tmp_path / name)])
+        assert name in err
+    (folder / "hidden_labels.csv").write_text("row_id\n")
+    err = cli_error(capsys, ["hidden-test", "--out", str(folder), "--score", str(folder / "sample_submission.csv")])
+    assert "hidden_labels.csv" in err

@@ -21,7 +21,8 @@ import pandas as pd
 from jigsaw_kit.core.errors import KitError
 from jigsaw_kit.core.metrics import mean_rule_auc
 from jigsaw_kit.data.folds import LB_WEIGHTS
-from jigsaw_kit.evaluate.oof import finite_column, read_csv_checked, read_oofs
+from jigsaw_kit.data.submission import read_submission
+from jigsaw_kit.evaluate.oof import read_oofs
 
 TIE_DECIMALS = 12  # blended ranks are rationals of small denominators: far coarser than 1e-12
 
@@ -73,17 +74,11 @@ def blend_submissions(paths: list[Path], test: pd.DataFrame, weights: list[float
     ids = test["row_id"].astype("int64")
     preds = []
     for p in map(_submission_path, paths):
-        fix = "pass a submission CSV a kit command wrote (row_id, rule_violation)"
-        sub = read_csv_checked(p, fix)
-        if list(sub.columns) != ["row_id", "rule_violation"]:
-            raise KitError(f"{p}: expected columns ['row_id', 'rule_violation'], got {list(sub.columns)}.")
-        row_id = finite_column(sub, "row_id", p, fix)
-        if (row_id != row_id.round()).any():
-            raise KitError(f"{p}: row_id must hold integers, found {row_id[row_id != row_id.round()].iloc[0]:g}.")
-        s = pd.Series(finite_column(sub, "rule_violation", p, fix).to_numpy(), index=row_id.astype("int64"))
+        sub = read_submission(p)
+        s = sub.set_index("row_id")["rule_violation"]
         missing = sorted(set(ids) - set(s.index))
-        if missing or s.index.duplicated().any():
-            raise KitError(f"{p}: row_ids do not match --test (missing e.g. {missing[:3]}, or duplicated).")
+        if missing:
+            raise KitError(f"{p}: row_ids do not match --test (missing e.g. {missing[:3]}).")
         preds.append(s.loc[ids].to_numpy(dtype=float))
     return pd.DataFrame({"row_id": ids.to_numpy(), "rule_violation": blend(test["rule"], preds, weights)})
 

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from jigsaw_kit.core.errors import KitError
-from jigsaw_kit.data.competition import _read_csv
+from jigsaw_kit.data.competition import finite_column, read_csv_checked
 from jigsaw_kit.data.folds import LB_WEIGHTS
 
 REQUIRED = ("rule", "text", "label", "prediction")
@@ -33,51 +32,27 @@ def oof_path(p: Path) -> Path:
     return p
 
 
-def finite_column(df: pd.DataFrame, col: str, path: Path, fix: str = REDO) -> pd.Series:
-    """A column as finite floats; KitError naming the first bad cell (blank, text, nan or inf)."""
-    x = pd.to_numeric(df[col], errors="coerce")
-    bad = ~np.isfinite(x.to_numpy(dtype=float))
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise KitError(
-            f"{path}: column {col!r} holds {int(bad.sum())} cell(s) that are not finite numbers "
-            f"(data row {i + 1}: {df[col].iloc[i]!r}); {fix}."
-        )
-    return x.astype(float)
-
-
-def read_csv_checked(path: Path, fix: str = REDO) -> pd.DataFrame:
-    """A CSV an earlier command wrote, as text cells (the competition files' reader), with rows."""
-    try:
-        df = _read_csv(path)
-    except OSError as e:
-        raise KitError(f"{path}: cannot be read ({e.strerror or e}); {fix}.") from None
-    if len(df) == 0:
-        raise KitError(f"{path}: header only, no rows; {fix}.")
-    return df
-
-
 def read_oof(p: Path) -> pd.DataFrame:
     """An OOF file, checked: rule, text (str), label (0/1), prediction (finite), fold (int) and part when present.
 
     Texts stay text ("NA", "null" are comments, not missing values), so the key a row is joined on is exact.
     """
     path = oof_path(p)
-    df = read_csv_checked(path)
+    df = read_csv_checked(path, REDO)
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
         raise KitError(
             f"{path}: no column {', '.join(map(repr, missing))} (columns: {list(df.columns)[:8]}); an OOF file "
             f"holds {', '.join(REQUIRED)} (and fold); {REDO}."
         )
-    df["label"] = finite_column(df, "label", path)
+    df["label"] = finite_column(df, "label", path, REDO)
     if not df["label"].isin((0.0, 1.0)).all():
         bad = df.loc[~df["label"].isin((0.0, 1.0)), "label"].iloc[0]
         raise KitError(f"{path}: column 'label' must be 0 or 1, found {bad:g}; {REDO}.")
     df["label"] = df["label"].astype(int)
-    df["prediction"] = finite_column(df, "prediction", path)
+    df["prediction"] = finite_column(df, "prediction", path, REDO)
     if "fold" in df.columns:
-        fold = finite_column(df, "fold", path)
+        fold = finite_column(df, "fold", path, REDO)
         if (fold != fold.round()).any():
             bad = fold[fold != fold.round()].iloc[0]
             raise KitError(f"{path}: column 'fold' must hold fold numbers (integers), found {bad:g}; {REDO}.")
