@@ -230,6 +230,8 @@ def read_csv_checked(path: Path, fix: str) -> pd.DataFrame:
     """A CSV an earlier command wrote (OOF, submission), read as the competition files are, with rows;
     `fix` ends each message (what to pass instead)."""
     try:
+        if Path(path).stat().st_size == 0:  # said here: the competition reader's advice is to re-download
+            raise KitError(f"{path}: the file is empty; {fix}.")
         df = _read_csv(path)
     except OSError as e:
         raise KitError(f"{path}: cannot be read ({e.strerror or e}); {fix}.") from None

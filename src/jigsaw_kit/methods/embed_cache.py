@@ -7,7 +7,8 @@ hits, a retrained one misses), max_length and pooling.
 Layout: <root>/<fingerprint[:32]>-L<max_length>-<pooling>/<uuid4 hex>.npz, each chunk holding `keys` (hex
 sha256 of each text) and `vectors` (float32, exact). Chunks are only ever added, each written to a temp file
 and renamed: readers never see a partial one, concurrent writers never clash, duplicate keys are harmless.
-Anything unreadable is deleted: it can always be recomputed.
+A chunk that cannot be read or does not fit its namespace (vector width, dtype, key layout) is a miss, warned
+once and deleted (it can always be recomputed); a run with a damaged cache gets what `--no-cache` gives.
 """
 
 from __future__ import annotations
