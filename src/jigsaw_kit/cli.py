@@ -29,7 +29,7 @@ from jigsaw_kit.data.folds import SCHEMES
 from jigsaw_kit.evaluate.blend import blend_oof, blend_submissions
 from jigsaw_kit.evaluate.curve import console as curve_console
 from jigsaw_kit.evaluate.curve import parse_fractions
-from jigsaw_kit.evaluate.cv import run_cv, write_cv, write_provenance
+from jigsaw_kit.evaluate.cv import check_cv_output, run_cv, write_cv, write_provenance
 from jigsaw_kit.evaluate.report import cv_headline
 from jigsaw_kit.kaggle.budget import (
     ASSUMED_T4,
@@ -114,7 +114,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     out = Path(args.out)
-    check_writable(out, "--out")
+    check_writable(out, "--out", file=False)
     p = pipeline.build(cfg, args.data_dir)
     dataset.save(p, out)
     _print_build(p)
@@ -171,7 +171,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     run_dir = _run_dir(args, cfg)
-    check_writable(run_dir, "--run-dir")
+    check_writable(run_dir, "--run-dir", file=False)
     pipeline.check_inputs(cfg)
     processed = dataset.load(Path(args.processed))
     dataset.check_template(processed, cfg)
@@ -198,15 +198,13 @@ def _print_predict(sub, dt: float, output: Path) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from jigsaw_kit.core.config import load_config
+    from jigsaw_kit import pipeline
     from jigsaw_kit.data import dataset
 
     run_dir = Path(args.run_dir)
-    if not (run_dir / "config.yaml").is_file():
-        raise KitError(f"{run_dir} is not a run directory (no config.yaml). Train first: jigsaw-kit train ...")
-    cfg = load_config(str(run_dir / "config.yaml"))
+    cfg = pipeline.check_run_dir(run_dir)  # config.yaml and the saved model, before the data is read
     output = Path(args.output)
-    check_writable(output, "--output")
+    check_writable(output, "--output", file=True)
     processed = dataset.load(Path(args.processed))
     dataset.check_template(processed, cfg)
     _predict_and_write(cfg, processed, run_dir, output)
@@ -219,8 +217,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = _config(args)
     run_dir = _run_dir(args, cfg)
     output = Path(args.output)
-    check_writable(output, "--output")
-    check_writable(run_dir, "--run-dir")
+    check_writable(output, "--output", file=True)
+    check_writable(run_dir, "--run-dir", file=False)
     res = pipeline.run(cfg, args.data_dir, output, run_dir)
     _print_build(res.processed)
     _print_train(res.train)
@@ -306,7 +304,8 @@ def cmd_cv(args: argparse.Namespace) -> int:
     default_root = Path("runs") / cfg.name
     out_dir = Path(args.output_dir) if args.output_dir else default_root / "cv"
     report_dir = Path(args.output_dir) if args.output_dir else default_root
-    check_writable(out_dir, "--output-dir")
+    check_writable(out_dir, "--output-dir", file=False)
+    check_cv_output(out_dir, report_dir)  # a rerun into a used folder must not fail at its last write
     pipeline.check_inputs(cfg)
     comp = load_competition(args.data_dir)
     write_provenance(out_dir, cfg, comp, args.scheme, args.folds)
@@ -355,7 +354,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from jigsaw_kit.evaluate.compare import compare, format_markdown, write_compare
 
     out = Path(args.output)
-    check_writable(out, "--output")
+    check_writable(out, "--output", file=False)  # compare writes a folder of three files
     result = compare([Path(p) for p in args.inputs])
     print(format_markdown(result))
     written = write_compare(result, out)
@@ -525,6 +524,8 @@ def cmd_blend(args: argparse.Namespace) -> int:
     from jigsaw_kit.data.submission import check_submission
 
     paths = [Path(p) for p in args.inputs]
+    if args.output or not args.oof:  # checked before any input is read: a file, never made a folder
+        check_writable(Path(args.output or "submission.csv"), "--output", file=True)
     if args.fit or args.per_rule:
         from jigsaw_kit.evaluate.blend_fit import fit_blend_oof, format_fit, write_fitted_blend
 
@@ -546,9 +547,9 @@ def cmd_blend(args: argparse.Namespace) -> int:
         return 0
     if not args.test:
         raise KitError("blend needs --test test.csv (it gives each row's rule) unless --oof is set.")
-    from jigsaw_kit.data.competition import _read_csv, validate_test
+    from jigsaw_kit.evaluate.blend import read_test
 
-    test = validate_test(_read_csv(Path(args.test)), Path(args.test))
+    test = read_test(Path(args.test))
     sub = blend_submissions(paths, test, args.weights)
     check_submission(sub, test[["row_id"]])
     write_csv(sub, Path(args.output or "submission.csv"))

@@ -22,7 +22,7 @@ import pandas as pd
 from jigsaw_kit import methods
 from jigsaw_kit.core.atomic import atomic_path, write_csv, write_json
 from jigsaw_kit.core.checkpoints import resolve_model
-from jigsaw_kit.core.config import Config, save_config
+from jigsaw_kit.core.config import Config, load_config, save_config
 from jigsaw_kit.core.errors import KitError
 from jigsaw_kit.core.versions import versions
 from jigsaw_kit.data import dataset
@@ -128,6 +128,17 @@ def _barrier() -> None:
 
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
+
+
+def check_run_dir(run_dir: Path) -> Config:
+    """The config of a run folder `predict --run-dir` reads, after checking, before any work, that its
+    config.yaml is valid and its saved model loads and was fitted under that config (KitError naming the fix)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise KitError(f"{run_dir} is not a run directory (no config.yaml). Train first: jigsaw-kit train ...")
+    cfg = load_config(str(run_dir / "config.yaml"))
+    methods.method_class(cfg.method).check_saved(run_dir, cfg)
+    return cfg
 
 
 def predict(run_dir: Path, cfg: Config, rows: pd.DataFrame, show_progress: bool = True) -> np.ndarray:

@@ -266,6 +266,22 @@ def load_classifier(path: Path, num_labels: int = 2):
         hf_logging.set_verbosity(verbosity)
 
 
+def text_model_problem(model_type: str) -> str | None:
+    """Why transformers cannot load a checkpoint of this model_type as a text model (None: it can).
+
+    The check embed.load_encoder applies before loading a sentence encoder, and the one the Kaggle auto plan
+    (kaggle/discover.py) applies at plan time, so a folder the run would refuse is listed as skipped instead.
+    """
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    )
+
+    if model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES or model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        return None
+    return f"model_type {model_type!r} is not a text model transformers knows"
+
+
 def read_model_config(path: Path) -> dict[str, Any]:
     try:
         return json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))

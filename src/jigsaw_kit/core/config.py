@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.resources
+import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -112,12 +113,21 @@ class Config:
         for key in ("max_length", "batch_size", "grad_accum", "predict_token_budget", "logging_steps"):
             if getattr(self, key) <= 0:
                 raise KitError(f"config '{self.name}': {key} must be > 0, got {getattr(self, key)}.")
-        if self.epochs <= 0 and self.max_steps <= 0:
-            raise KitError(f"config '{self.name}': set epochs > 0 or max_steps > 0.")
+        if not math.isfinite(self.epochs) or (self.epochs <= 0 and self.max_steps <= 0):
+            raise KitError(f"config '{self.name}': set epochs > 0 or max_steps > 0 (epochs is {self.epochs}).")
         if not 0 <= self.tfidf_weight <= 1:
             raise KitError(f"config '{self.name}': tfidf_weight must be in [0, 1], got {self.tfidf_weight}.")
-        if self.embed_c <= 0 or self.tfidf_c <= 0:
-            raise KitError(f"config '{self.name}': embed_c and tfidf_c must be > 0.")
+        # written "not x > 0" so that nan is refused too; inf would make the optimiser or the regression diverge
+        for key in ("learning_rate", "embed_c", "tfidf_c"):
+            if not 0 < getattr(self, key) < math.inf:
+                raise KitError(f"config '{self.name}': {key} must be a finite number > 0, got {getattr(self, key)}.")
+        if not 0 <= self.weight_decay < math.inf:
+            raise KitError(f"config '{self.name}': weight_decay must be a finite number >= 0, got {self.weight_decay}.")
+        if self.tfidf_max_features <= 0 or self.save_steps < 0 or not 0 <= self.seed < 2**32:
+            raise KitError(
+                f"config '{self.name}': tfidf_max_features must be > 0, save_steps >= 0 and seed in [0, 2**32), got "
+                f"{self.tfidf_max_features}, {self.save_steps}, {self.seed}."
+            )
         self._validate_hybrid()
         if not 0 <= self.label_smoothing < 1 or self.upsample_test_examples < 1:
             raise KitError(f"config '{self.name}': label_smoothing must be in [0, 1) and upsample_test_examples >= 1.")
@@ -269,7 +279,7 @@ def _coerce_list(key: str, value: Any, typ: Any, source: str) -> list:
 def _apply(cfg: Config, values: dict[str, Any], source: str) -> Config:
     hints = get_type_hints(Config)
     known = {f.name for f in fields(Config)}
-    unknown = sorted(set(values) - known)
+    unknown = sorted(map(str, set(values) - known))  # str: YAML keys may be numbers, which sort against no str
     if unknown:
         raise KitError(f"{source}: unknown key(s) {unknown}. Known keys: {', '.join(sorted(known))}.")
     typed = {
@@ -295,15 +305,21 @@ def load_config(name_or_path: str = "cpu-minilm", overrides: dict[str, Any] | No
     path = resolve_config_path(name_or_path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        raise KitError(f"config file {path} is not valid YAML: {e}") from None
+    except (yaml.YAMLError, UnicodeDecodeError, OSError) as e:
+        mark = getattr(e, "problem_mark", None)  # one line: the problem and where, not PyYAML's drawing of it
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        why = getattr(e, "problem", None) or " ".join(str(e).split())
+        raise KitError(f"config file {path} is not valid YAML (UTF-8 text; {why}{where}): fix or re-save it.") from None
     if not isinstance(raw, dict):
         raise KitError(f"config file {path} must hold a mapping of key: value, got {type(raw).__name__}.")
     raw.setdefault("name", path.stem)
     cfg = _apply(Config(), raw, f"config file {path}")
     if overrides:
         cfg = _apply(cfg, {k: v for k, v in overrides.items() if v is not None}, "command-line override")
-    cfg.validate()
+    try:
+        cfg.validate()
+    except KitError as e:  # name the file: a run folder's config.yaml is not one the user chose by name
+        raise KitError(f"{e} (config file {path}{', with command-line overrides' if overrides else ''})") from None
     return cfg
 
 

@@ -12,15 +12,21 @@ from pathlib import Path
 from jigsaw_kit.core.errors import KitError
 
 
-def check_writable(path: Path, what: str) -> None:
-    """KitError with the fix unless `path` (a file when it has a suffix, else a folder) can be written.
+def check_writable(path: Path, what: str, file: bool | None = None) -> None:
+    """KitError with the fix unless `path` can be written: a file (file=True), a folder (file=False), or when
+    file is None, a file when it has a suffix, else a folder.
 
     The folder is created and a probe file written and removed: asking os.access is not enough, since
-    root is "allowed" to write under /proc or a read-only mount and fails only when it tries.
+    root is "allowed" to write under /proc or a read-only mount and fails only when it tries. A file's own
+    name is never created as a folder: `--output mysub` is the file mysub, not a folder the final write
+    cannot replace.
     """
     path = Path(path)
-    d = path if path.is_dir() or not path.suffix else path.parent
-    if what == "--output" and path.is_dir():
+    is_file = bool(path.suffix) and not path.is_dir() if file is None else file
+    d = path.parent if is_file else path
+    if is_file and path.is_dir():
+        raise KitError(f"{what} {path} is a folder; give a file name, e.g. {path / 'submission.csv'}.")
+    if what == "--output" and file is None and path.is_dir():
         raise KitError(f"--output {path} is a folder; give a file name, e.g. {path / 'submission.csv'}.")
     probe = d.resolve()
     while not probe.exists():

@@ -44,6 +44,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from jigsaw_kit.core.errors import KitError
@@ -210,6 +211,33 @@ def _check_columns(df: pd.DataFrame, expected: list[str], path: Path) -> None:
 def _data_rows(index: pd.Index) -> str:
     # Data rows, not file lines: a quoted comment can span several lines.
     return f"data row(s) {_rows(index + 1)} (1 = the first row after the header)"
+
+
+def finite_column(df: pd.DataFrame, col: str, path: Path, fix: str) -> pd.Series:
+    """A column as finite floats; KitError naming the first bad cell (blank, text, nan or inf)."""
+    x = pd.to_numeric(df[col], errors="coerce")
+    bad = ~np.isfinite(x.to_numpy(dtype=float))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise KitError(
+            f"{path}: column {col!r} holds {int(bad.sum())} cell(s) that are not finite numbers "
+            f"(data row {i + 1}: {df[col].iloc[i]!r}); {fix}."
+        )
+    return x.astype(float)
+
+
+def read_csv_checked(path: Path, fix: str) -> pd.DataFrame:
+    """A CSV an earlier command wrote (OOF, submission), read as the competition files are, with rows;
+    `fix` ends each message (what to pass instead)."""
+    try:
+        if Path(path).stat().st_size == 0:  # said here: the competition reader's advice is to re-download
+            raise KitError(f"{path}: the file is empty; {fix}.")
+        df = _read_csv(path)
+    except OSError as e:
+        raise KitError(f"{path}: cannot be read ({e.strerror or e}); {fix}.") from None
+    if len(df) == 0:
+        raise KitError(f"{path}: header only, no rows; {fix}.")
+    return df
 
 
 def _check_ids(df: pd.DataFrame, path: Path) -> pd.Series:

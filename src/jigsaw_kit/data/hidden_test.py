@@ -47,6 +47,7 @@ import pandas as pd
 from jigsaw_kit.core.errors import KitError
 from jigsaw_kit.core.metrics import per_rule_auc
 from jigsaw_kit.data.competition import EXAMPLE_COLUMNS, TEST_COLUMNS, load_competition
+from jigsaw_kit.data.submission import read_submission
 
 log = logging.getLogger(__name__)
 
@@ -345,8 +346,14 @@ def score_hidden(out_dir: str | Path, submission: str | Path) -> dict:
     labels_path = Path(out_dir) / LABELS_FILE
     if not labels_path.is_file():
         raise KitError(f"{labels_path} not found: score against a folder written by `jigsaw-kit hidden-test`.")
-    labels = pd.read_csv(labels_path)
-    sub = pd.read_csv(submission)
+    try:  # written by hidden-test itself; read with its types (unseen, held_out are booleans)
+        labels = pd.read_csv(labels_path)
+        labels = labels[["row_id", "rule", "rule_violation", "unseen", "held_out"]]
+    except (ValueError, KeyError, UnicodeDecodeError) as e:  # EmptyDataError and ParserError are ValueErrors
+        raise KitError(
+            f"{labels_path} is damaged ({type(e).__name__}): write the folder again with hidden-test."
+        ) from None
+    sub = read_submission(Path(submission))
     merged = labels.merge(sub, on="row_id", how="left", suffixes=("", "_pred"))
     if merged["rule_violation_pred"].isna().any():
         raise KitError(f"{submission}: {int(merged['rule_violation_pred'].isna().sum())} test rows have no prediction.")

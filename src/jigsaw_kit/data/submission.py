@@ -6,10 +6,28 @@ half-written submission that looks complete.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
 from jigsaw_kit.core.errors import KitError
+from jigsaw_kit.data.competition import _check_ids, finite_column, read_csv_checked
+
+READ_FIX = "pass a submission CSV a kit command wrote (row_id, rule_violation)"
+
+
+def read_submission(path: Path) -> pd.DataFrame:
+    """A submission file an earlier command wrote, checked: exactly row_id (unique integers) and rule_violation
+    (finite numbers), with rows. blend and `hidden-test --score` read submissions through it."""
+    path = Path(path)
+    if not path.is_file():
+        raise KitError(f"{path} not found (or not a file): {READ_FIX}.")
+    sub = read_csv_checked(path, READ_FIX)
+    if list(sub.columns) != ["row_id", "rule_violation"]:
+        raise KitError(f"{path}: expected columns ['row_id', 'rule_violation'], got {list(sub.columns)[:6]}.")
+    ids = _check_ids(sub, path)
+    return pd.DataFrame({"row_id": ids, "rule_violation": finite_column(sub, "rule_violation", path, READ_FIX)})
 
 
 def make_submission(row_ids: pd.Series, preds: np.ndarray, sample: pd.DataFrame) -> pd.DataFrame:

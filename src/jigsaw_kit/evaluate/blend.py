@@ -21,6 +21,8 @@ import pandas as pd
 from jigsaw_kit.core.errors import KitError
 from jigsaw_kit.core.metrics import mean_rule_auc
 from jigsaw_kit.data.folds import LB_WEIGHTS
+from jigsaw_kit.data.submission import read_submission
+from jigsaw_kit.evaluate.oof import read_oofs
 
 TIE_DECIMALS = 12  # blended ranks are rationals of small denominators: far coarser than 1e-12
 
@@ -58,15 +60,13 @@ def _submission_path(p: Path) -> Path:
     return p
 
 
-def _oof_path(p: Path) -> Path:
-    if p.is_dir():
-        for cand in (p / "oof.csv", p / "cv" / "oof.csv"):
-            if cand.is_file():
-                return cand
-        raise KitError(f"{p} holds no oof.csv (nor cv/oof.csv): run `jigsaw-kit cv` first.")
-    if not p.is_file():
-        raise KitError(f"{p} not found.")
-    return p
+def read_test(path: Path) -> pd.DataFrame:
+    """blend's --test: the competition's test.csv, checked as `run` checks it."""
+    from jigsaw_kit.data.competition import _read_csv, validate_test
+
+    if not Path(path).is_file():
+        raise KitError(f"--test {path}: no such file; pass the competition's test.csv (it gives each row's rule).")
+    return validate_test(_read_csv(Path(path)), Path(path))
 
 
 def blend_submissions(paths: list[Path], test: pd.DataFrame, weights: list[float] | None) -> pd.DataFrame:
@@ -74,13 +74,11 @@ def blend_submissions(paths: list[Path], test: pd.DataFrame, weights: list[float
     ids = test["row_id"].astype("int64")
     preds = []
     for p in map(_submission_path, paths):
-        sub = pd.read_csv(p)
-        if list(sub.columns) != ["row_id", "rule_violation"]:
-            raise KitError(f"{p}: expected columns ['row_id', 'rule_violation'], got {list(sub.columns)}.")
+        sub = read_submission(p)
         s = sub.set_index("row_id")["rule_violation"]
         missing = sorted(set(ids) - set(s.index))
-        if missing or s.index.duplicated().any():
-            raise KitError(f"{p}: row_ids do not match --test (missing e.g. {missing[:3]}, or duplicated).")
+        if missing:
+            raise KitError(f"{p}: row_ids do not match --test (missing e.g. {missing[:3]}).")
         preds.append(s.loc[ids].to_numpy(dtype=float))
     return pd.DataFrame({"row_id": ids.to_numpy(), "rule_violation": blend(test["rule"], preds, weights)})
 
@@ -90,7 +88,7 @@ def align_oof(paths: list[Path]) -> tuple[pd.DataFrame, list[np.ndarray]]:
 
     `base` holds the key ([part,] rule, text), label and fold (when every input has one), on a RangeIndex.
     """
-    frames = [pd.read_csv(_oof_path(p)) for p in paths]
+    frames = read_oofs(paths)  # each checked: columns, numbers, one row per key, one scheme
     by_fold = all("fold" in f.columns for f in frames)
     # lb-proxy holds each text once per part (seen, unseen): the part is part of a row's identity
     by_part = all("part" in f.columns for f in frames)
@@ -104,6 +102,8 @@ def align_oof(paths: list[Path]) -> tuple[pd.DataFrame, list[np.ndarray]]:
         aligned = f.set_index(key).loc[pd.MultiIndex.from_frame(base[key])]
         if by_fold and (aligned["fold"].to_numpy() != base["fold"].to_numpy()).any():
             raise KitError(f"{p}: its folds differ from {paths[0]}'s; blend OOFs of the same scheme and seed.")
+        if (aligned["label"].to_numpy() != base["label"].to_numpy()).any():
+            raise KitError(f"{p}: its labels differ from {paths[0]}'s on the same texts; blend OOFs of the same data.")
         keyed.append(aligned["prediction"].to_numpy())
     return base, keyed
 

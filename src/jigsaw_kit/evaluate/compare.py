@@ -67,7 +67,41 @@ def load_cv(path: Path) -> dict:
             f"{file} is not a `jigsaw-kit cv` metrics.json (no folds / mean_rule_auc): "
             f"run `jigsaw-kit cv ... --output-dir {path}` first."
         )
+    problem = _shape_problem(metrics)
+    if problem:
+        raise KitError(
+            f"{file}: {problem}, not what `jigsaw-kit cv` writes: run `jigsaw-kit cv ... --output-dir {path}` again."
+        )
     return metrics
+
+
+def _objects(x: Any) -> bool:
+    """None, or an object whose values are objects (per_rule, parts)."""
+    return x is None or (isinstance(x, dict) and all(isinstance(v, dict) for v in x.values()))
+
+
+def _shape_problem(m: dict) -> str | None:
+    """What in a metrics.json the comparison could not read (numbers themselves are read leniently by _num)."""
+    for f in m["folds"]:
+        if not isinstance(f, dict) or isinstance(f.get("fold"), bool) or not isinstance(f.get("fold"), (str, int)):
+            return f"folds holds {str(f)[:60]!r}, not a fold entry with a fold name"
+        if not _objects(f.get("per_rule")) or not isinstance(f.get("part") or "", str):
+            return f"fold {f['fold']!r} has a malformed per_rule or part"
+    for key in ("parts", "std", "learning_curve"):
+        if m.get(key) is not None and not isinstance(m[key], dict):
+            return f"{key!r} is not an object"
+    if not _objects(m.get("parts")) or not all(_objects(p.get("per_rule")) for p in (m.get("parts") or {}).values()):
+        return "'parts' is malformed"
+    for key in ("scheme", "config"):
+        if m.get(key) is not None and not isinstance(m[key], str):
+            return f"{key!r} is not a name"
+    lc = m.get("learning_curve") or {}
+    points = lc.get("points", [])
+    if not isinstance(lc.get("slope_per_doubling") or {}, dict) or not isinstance(points, list):
+        return "'learning_curve' is malformed"
+    if not all(isinstance(p, dict) and isinstance(p.get("spread") or {}, dict) for p in points):
+        return "a learning_curve point is malformed"
+    return None
 
 
 def _labels(paths: list[Path]) -> list[str]:

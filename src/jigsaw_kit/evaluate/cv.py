@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from jigsaw_kit.core.config import Config
+from jigsaw_kit.core.errors import KitError
 from jigsaw_kit.core.metrics import summarize
 from jigsaw_kit.data.folds import LB_WEIGHTS, fold_training_rows, leaked_texts, make_folds, never_used_texts
 from jigsaw_kit.data.prep import apply_template
@@ -28,6 +29,34 @@ from jigsaw_kit.evaluate import curve
 
 log = logging.getLogger(__name__)
 FIGURE_KEYS = ("mean_rule_auc", "pooled_auc", "log_loss", "accuracy", "f1")
+
+
+# what `cv` writes into --output-dir (its work folder) and into the report folder: replaced on a rerun
+CV_FILES = ("oof.csv", "metrics.json", "config.yaml", "versions.json", "data_manifest.json", "learning_curve_oof.csv")
+
+
+def check_cv_output(out_dir: Path, report_dir: Path) -> None:
+    """KitError before any fold trains when reusing an output folder would fail at the end: a folder (or
+    anything but a file) where cv writes one of its files."""
+    from jigsaw_kit.evaluate.report import FIGURES
+
+    report = ("report.md", curve.FIGURE, *FIGURES.values())
+    for d, name in [*((out_dir, n) for n in CV_FILES), *((report_dir, n) for n in report)]:
+        p = Path(d) / name
+        if p.exists() and not p.is_file():
+            raise KitError(
+                f"--output-dir {d}: {p} is a folder, where cv writes its {name}. "
+                "Remove it or choose another --output-dir."
+            )
+
+
+def _check_fold_dirs(work_dir: Path, names: list[str]) -> None:
+    for name in names:
+        if (Path(work_dir) / name).exists() and not (Path(work_dir) / name).is_dir():
+            raise KitError(
+                f"--output-dir {work_dir}: {Path(work_dir) / name} is a file, where cv keeps fold {name}'s model. "
+                "Remove it or choose another --output-dir."
+            )
 
 
 def run_cv(
@@ -50,6 +79,7 @@ def run_cv(
 
     fractions = tuple(sorted(set(fractions) | {1.0})) if fractions else (1.0,)
     folds = make_folds(train, test, scheme=scheme, k=k, seed=cfg.seed)
+    _check_fold_dirs(work_dir, [f.name if frac >= 1 else f"{f.name}-frac{frac:g}" for f in folds for frac in fractions])
     oofs, histories = [], []
     fold_metrics: dict[float, list[dict]] = {f: [] for f in fractions}
     curve_oofs: list[pd.DataFrame] = []

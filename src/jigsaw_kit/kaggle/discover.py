@@ -6,7 +6,8 @@ config.json of its own). Then, by what the folder holds:
 
     the kit's MiniLM (its bundle marker names all-MiniLM-L6-v2)   -> cpu-contrastive, always, and cpu-crossenc (its
                                                                      cross-encoder fine-tune; evidence.py says why)
-    a sentence encoder (modules.json / config_sentence_transformers.json)
+    a sentence encoder (modules.json / config_sentence_transformers.json) whose model_type transformers
+    loads as a text model (the embedding member's own load check, core.checkpoints.text_model_problem)
         -> the embedding member: `encoders` of cpu-contrastive when evidence.extra_encoders_help(), else a
            cpu-hybrid member with it as `model`; and, being an encoder, a fine-tune as below
     an encoder (model_type with a masked-LM class in transformers, not a decoder)
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jigsaw_kit.core.checkpoints import DEFAULT_MODEL, WEIGHT_FILES
+from jigsaw_kit.core.checkpoints import DEFAULT_MODEL, WEIGHT_FILES, text_model_problem
 from jigsaw_kit.kaggle import evidence
 from jigsaw_kit.kaggle.members import Member
 from jigsaw_kit.kaggle.wheels import MODEL_MARKER
@@ -126,6 +127,12 @@ def classify(path: Path, root: Path, masked_lm: Collection[str]) -> Found:
     sentence = any((path / f).is_file() for f in SENTENCE_FILES)
     decoder = model_type in DECODER_TYPES
     encoder = model_type in masked_lm and not decoder
+    # the run's own load check (embed.load_encoder, the decoder's AutoModel): a folder it would refuse is skipped
+    problem = text_model_problem(model_type) if sentence or decoder else None
+    if problem:
+        what = "a sentence encoder" if sentence else "a decoder LLM"
+        why = f"{what}, but {problem} (the installed version cannot load it): its member would fail at run time"
+        return Found(path, (), model_type, why, label)
     if sentence:
         roles = (EMBED, FINE_TUNE) if encoder else (EMBED,)
         what = "a sentence encoder (sentence-transformers files)" + (f", an encoder ({model_type})" if encoder else "")

@@ -11,6 +11,7 @@ learner is one module here and one line in `core.config.METHODS`.
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
@@ -76,6 +77,14 @@ class Method(ABC):
         return None
 
     @classmethod
+    def check_saved(cls, run_dir: Path, cfg: Config) -> None:
+        """KitError unless run_dir holds what load() reads, saved under this config (`predict --run-dir`, at start).
+
+        By default nothing is checked here: load() itself refuses a folder without its model.
+        """
+        return None
+
+    @classmethod
     def resume_point(cls, cfg: Config, run_dir: Path, manifest: dict | None) -> Path:
         """The checkpoint `--resume` continues from, after checking run_dir holds the same run."""
         raise KitError(f"--resume: method {cfg.method} trains in seconds and keeps no checkpoints; drop --resume.")
@@ -94,4 +103,27 @@ class FittedMethod(Method):
         p = Path(run_dir) / cls.file
         if not p.is_file():
             raise KitError(f"{p} missing: train first (`jigsaw-kit train --config {cfg.name}`).")
-        return joblib.load(p)
+        try:
+            method = joblib.load(p)
+        except Exception as e:  # a pickle cut short or overwritten fails with anything from EOFError to KeyError
+            raise KitError(
+                f"{p} cannot be loaded ({type(e).__name__}: {str(e)[:80]}): it is cut short or damaged. "
+                f"Train again (`jigsaw-kit train --config {cfg.name} --run-dir {run_dir}`)."
+            ) from None
+        if not isinstance(method, cls):
+            raise KitError(f"{p} holds a {type(method).__name__}, not a saved {cls.name} model: train again.")
+        return method
+
+    @classmethod
+    def check_saved(cls, run_dir: Path, cfg: Config) -> None:
+        """The saved model loads, and was fitted under the config config.yaml holds (not a file from another run)."""
+        saved = getattr(cls.load(run_dir, cfg), "cfg", None)
+        fields = [f for f in dataclasses.fields(Config) if f.name != "extra"]  # extra: free-form notes
+        differ = [f.name for f in fields if hasattr(saved, f.name) and getattr(saved, f.name) != getattr(cfg, f.name)]
+        if differ:
+            k, yaml_file = differ[0], Path(run_dir) / "config.yaml"
+            raise KitError(
+                f"{Path(run_dir) / cls.file} was fitted with {k}={getattr(saved, k)!r}, but {yaml_file} says "
+                f"{k}={getattr(cfg, k)!r} ({len(differ)} key(s) differ: {differ[:5]}): the folder mixes two runs. "
+                "Train again into a fresh --run-dir."
+            )

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from jigsaw_kit.core.checkpoints import check_max_length, load_tokenizer, read_model_config
+from jigsaw_kit.core.checkpoints import check_max_length, load_tokenizer, read_model_config, text_model_problem
 from jigsaw_kit.core.errors import KitError
 from jigsaw_kit.methods.batching import token_budget_batches
 from jigsaw_kit.methods.embed_cache import EmbeddingCache, cache_root, checkpoint_fingerprint
@@ -41,16 +41,12 @@ def load_encoder(model_path: Path, max_length: int):
 
 def _load_encoder(model_path: Path, max_length: int):
     from transformers import AutoModel
-    from transformers.models.auto.modeling_auto import (
-        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
-        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
-    )
 
-    model_type = read_model_config(model_path).get("model_type")
-    if model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES and model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+    problem = text_model_problem(read_model_config(model_path).get("model_type"))
+    if problem:
         raise KitError(
-            f"cannot load {model_path} as a text encoder: model_type {model_type!r} is not a text model "
-            "transformers knows. Point `model` at a text checkpoint such as all-MiniLM-L6-v2."
+            f"cannot load {model_path} as a text encoder: {problem}. "
+            "Point `model` at a text checkpoint such as all-MiniLM-L6-v2."
         )
     tokenizer = load_tokenizer(model_path)
     check_max_length(max_length, model_path, tokenizer)
@@ -90,7 +86,12 @@ def _disk_cache(model_path: Path, max_length: int) -> EmbeddingCache | None:
         return None
     key = (str(root), fingerprint, max_length)
     if key not in _DISK:
-        _DISK[key] = EmbeddingCache(root, fingerprint, max_length)
+        # the vectors' width is the encoder's hidden_size: a chunk of another width in the namespace is a miss
+        try:
+            width = read_model_config(model_path).get("hidden_size")
+        except (KitError, AttributeError):  # no width to declare: the cache takes its namespace's majority
+            width = None
+        _DISK[key] = EmbeddingCache(root, fingerprint, max_length, width=width if isinstance(width, int) else None)
     return _DISK[key]
 
 

@@ -7,7 +7,8 @@ hits, a retrained one misses), max_length and pooling.
 Layout: <root>/<fingerprint[:32]>-L<max_length>-<pooling>/<uuid4 hex>.npz, each chunk holding `keys` (hex
 sha256 of each text) and `vectors` (float32, exact). Chunks are only ever added, each written to a temp file
 and renamed: readers never see a partial one, concurrent writers never clash, duplicate keys are harmless.
-Anything unreadable is deleted: it can always be recomputed.
+A chunk that cannot be read or does not fit its namespace (vector width, dtype, key layout) is a miss, warned
+once and deleted (it can always be recomputed); a run with a damaged cache gets what `--no-cache` gives.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 import re
 import tempfile
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -37,6 +39,7 @@ _NAMESPACE = re.compile(r"[0-9a-f]{32}-L\d+-[A-Za-z0-9_]+")
 _CHUNK = re.compile(r"[0-9a-f]{32}\.npz")
 _TEMP = re.compile(r"\.[0-9a-f]{32}\.npz\.[^/]*\.tmp")
 _OFF = ("0", "off", "false", "no")
+_KEY_DTYPE = np.dtype("S64")  # hex sha256 of each text
 _FINGERPRINTS: dict[tuple, str] = {}
 
 
@@ -99,32 +102,61 @@ def _ls(folder: Path, pattern: re.Pattern) -> list[Path]:
 class EmbeddingCache:
     """The cached vectors of one (checkpoint content, max_length, pooling), loaded lazily once per instance."""
 
-    def __init__(self, root: Path, fingerprint: str, max_length: int, pooling: str = "mean") -> None:
+    def __init__(
+        self, root: Path, fingerprint: str, max_length: int, pooling: str = "mean", width: int | None = None
+    ) -> None:
         if not re.fullmatch(r"[0-9a-f]{32,}", fingerprint) or not re.fullmatch(r"[A-Za-z0-9_]+", pooling):
             raise ValueError(f"bad cache namespace: fingerprint {fingerprint!r}, pooling {pooling!r}")
         self.root = Path(root)
         self.folder = self.root / f"{fingerprint[:32]}-L{int(max_length)}-{pooling}"
+        # the encoder's vector width (its hidden_size); None: the width most of the namespace's vectors have
+        self.width = int(width) if width else None
         self._vectors: dict[bytes, np.ndarray] = {}
         self._seen: set[str] = set()
         self._loaded = False
 
+    def _skip(self, f: Path, why: str) -> None:
+        """A chunk that cannot serve is a miss: warned once (per instance), deleted when it is a file we wrote."""
+        own = f.is_file() and not f.is_symlink()
+        log.warning("embedding cache: skipping %s chunk %s (%s)", "and deleting" if own else "unusable", f, why)
+        if own:
+            try:
+                f.unlink(missing_ok=True)
+            except OSError:  # a read-only shared cache: skipping is enough
+                pass
+
     def _refresh(self) -> None:
-        """Load the chunks not loaded yet; delete the ones that cannot be read."""
+        """Load the chunks not loaded yet; skip (and delete) the ones that cannot be read or do not fit."""
         self._loaded = True
+        loaded = []
         for f in _ls(self.folder, _CHUNK):
             if f.name in self._seen:
                 continue
             self._seen.add(f.name)
+            if not f.is_file():  # a folder (or a dangling link) where a chunk should be
+                self._skip(f, "not a file")
+                continue
             try:
                 with np.load(f, allow_pickle=False) as z:
                     keys, vectors = z["keys"], z["vectors"]
-                if keys.ndim != 1 or vectors.ndim != 2 or len(keys) != len(vectors) or vectors.dtype != np.float32:
-                    raise ValueError(f"keys {keys.shape} / vectors {vectors.shape} {vectors.dtype}")
+                if keys.dtype != _KEY_DTYPE or keys.ndim != 1 or vectors.ndim != 2 or len(keys) != len(vectors):
+                    raise ValueError(f"keys {keys.shape} {keys.dtype} / vectors {vectors.shape}")
+                if vectors.dtype != np.float32:  # stored exactly as the encoder gave them, odd floats included
+                    raise ValueError(f"vectors {vectors.dtype}, not float32")
             except FileNotFoundError:
                 continue  # pruned by another process meanwhile
             except Exception as e:  # any unreadable chunk is recomputable, never fatal
-                log.warning("embedding cache: skipping and deleting unreadable chunk %s (%s)", f, e)
-                f.unlink(missing_ok=True)
+                self._skip(f, f"unreadable: {e}")
+                continue
+            loaded.append((f, keys, vectors))
+        if self.width is None and loaded:  # no declared width: the one most of the namespace's vectors have
+            counts: Counter[int] = Counter()
+            for _, keys, vectors in loaded:
+                counts[vectors.shape[1]] += len(keys)
+            self.width = counts.most_common(1)[0][0]
+        for f, keys, vectors in loaded:
+            if vectors.shape[1] != self.width:
+                self._skip(f, f"vectors {vectors.shape[1]} wide, the namespace's are {self.width}")
                 continue
             self._vectors.update(zip(keys.tolist(), vectors))
 
@@ -145,6 +177,11 @@ class EmbeddingCache:
             raise TypeError(f"embedding cache stores float32 exactly; got {vectors.dtype}")
         if len(texts) != len(vectors) or vectors.ndim != 2:
             raise ValueError(f"{len(texts)} texts but vectors of shape {vectors.shape}")
+        if self.width is not None and vectors.shape[1] != self.width:  # never fatal: the run has its vectors
+            log.warning("embedding cache: not caching vectors %d wide in %s (width %d)", vectors.shape[1], self.folder,
+                        self.width)  # fmt: skip
+            return None
+        self.width = vectors.shape[1]
         if not len(texts):
             return None
         keys = [_text_key(t) for t in texts]
@@ -154,7 +191,7 @@ class EmbeddingCache:
             self.folder.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=self.folder)
             with os.fdopen(fd, "wb") as fh:  # a file object: np.savez would append .npz to a name
-                np.savez(fh, keys=np.array(keys, dtype="S64"), vectors=vectors)
+                np.savez(fh, keys=np.array(keys, dtype=_KEY_DTYPE), vectors=vectors)
             os.chmod(tmp, 0o644)  # mkstemp makes 0600; let other users of a shared cache read it
             os.replace(tmp, self.folder / name)
         except OSError as e:
@@ -179,7 +216,8 @@ def prune(root: Path, max_bytes: float | None = None, keep: Path | None = None) 
                 st = f.stat()
             except FileNotFoundError:
                 continue
-            chunks.append((st.st_mtime_ns, st.st_size, f))
+            if f.is_file():  # a folder in a chunk's place is not ours to delete (get() warns about it)
+                chunks.append((st.st_mtime_ns, st.st_size, f))
     total = sum(size for _, size, _ in chunks)
     removed = count = 0
     for _, size, f in sorted(chunks):
