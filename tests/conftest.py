@@ -133,3 +133,16 @@ def fake_checkpoint(d: Path) -> Path:
     (d / "model.safetensors").write_bytes(len(header).to_bytes(8, "little") + header + bytes(4))
     (d / "vocab.txt").write_text("[PAD]\n")
     return d
+
+
+def kaggle_tree(root: Path, src: Path = SAMPLE) -> tuple[Path, Path]:
+    """(input, working) of a fake /kaggle: the competition's three files mounted the newer way, nothing attached."""
+    import shutil
+
+    inp, working = root / "input", root / "working"
+    comp = inp / "competitions" / "jigsaw-agile-community-rules"
+    comp.mkdir(parents=True)
+    working.mkdir()
+    for f in ("train.csv", "test.csv", "sample_submission.csv"):
+        shutil.copy(src / f, comp / f)
+    return inp, working

@@ -20,7 +20,7 @@ from jigsaw_kit.kaggle import members as members_mod
 from jigsaw_kit.kaggle.budget import PLAN_SHARE, RESERVE_S, workload
 from jigsaw_kit.kaggle.notebook import plan_budget, run_workload
 
-from .conftest import ROOT, SAMPLE
+from .conftest import ROOT, SAMPLE, kaggle_tree
 
 
 def test_the_workload_counts_the_rows_the_trainer_sees_after_upsampling():
@@ -108,14 +108,8 @@ def test_a_member_that_waits_starts_when_the_one_before_it_ends(tmp_path, monkey
 
 
 def _preview(tmp_path: Path, members: list) -> tuple[kk.NotebookSettings, object]:
-    import shutil
-
-    inp = tmp_path / "input" / "competitions" / "jigsaw-agile-community-rules"
-    inp.mkdir(parents=True)
-    for f in ("train.csv", "test.csv", "sample_submission.csv"):
-        shutil.copy(SAMPLE / f, inp / f)
-    env = {"JIGSAW_KIT_KAGGLE_INPUT": str(tmp_path / "input"), "JIGSAW_KIT_KAGGLE_WORKING": str(tmp_path / "w")}
-    (tmp_path / "w").mkdir()
+    inp, working = kaggle_tree(tmp_path)
+    env = {"JIGSAW_KIT_KAGGLE_INPUT": str(inp), "JIGSAW_KIT_KAGGLE_WORKING": str(working)}
     s = kk.NotebookSettings.from_env(members=members, env=env)
     return s, kk.load_data(s)[1]
 

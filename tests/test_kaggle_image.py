@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from jigsaw_kit import kaggle as kk
@@ -76,3 +78,22 @@ def test_settings_carry_the_import_check_and_say_what_failed():
     assert s.broken == (("torch", "ModuleNotFoundError: No module named 'torch'"),)
     assert "cannot import torch: ModuleNotFoundError" in s.describe()
 
+
+
+def test_a_method_whose_module_cannot_import_is_a_kit_error_naming_it(monkeypatch):
+    import builtins
+
+    from jigsaw_kit.core.errors import KitError as Err
+
+    real = builtins.__import__
+
+    def no_torch(name, *args, **kwargs):
+        if name == "torch" or name.startswith("torch."):
+            raise ModuleNotFoundError("No module named 'torch'", name="torch")
+        return real(name, *args, **kwargs)
+
+    for mod in [m for m in list(sys.modules) if m.startswith("jigsaw_kit.methods.transformer")]:
+        monkeypatch.delitem(sys.modules, mod)
+    monkeypatch.setattr(builtins, "__import__", no_torch)
+    with pytest.raises(Err, match=r"method 'transformer' needs torch, which cannot be imported here"):
+        method_class("transformer")

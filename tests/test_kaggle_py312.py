@@ -12,7 +12,6 @@ must end with a valid submission.csv and no exception, whatever breaks.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,7 +23,7 @@ from jigsaw_kit import __version__
 from jigsaw_kit.kaggle import safety_net as sn
 from jigsaw_kit.kaggle.bundling import installs_on
 
-from .conftest import ROOT, SAMPLE
+from .conftest import ROOT, SAMPLE, kaggle_tree
 from .test_kaggle_rehearsal import COMP, _simulated_image, rehearse
 
 pytestmark = [pytest.mark.slow, pytest.mark.kaggle]
@@ -67,14 +66,9 @@ def _closure(py: Path, roots: tuple[str, ...]) -> set[str]:
 
 def _fake_kaggle(tmp_path: Path, train: pd.DataFrame | None = None) -> tuple[Path, Path, Path]:
     """(input, working, wheels dataset): the competition, and the bundle built from .kaggle/wheels."""
-    inp, working = tmp_path / "kaggle" / "input", tmp_path / "kaggle" / "working"
-    comp = inp / "competitions" / COMP
-    comp.mkdir(parents=True)
-    working.mkdir()
-    for f in ("train.csv", "test.csv", "sample_submission.csv"):
-        shutil.copy(SAMPLE / f, comp / f)
+    inp, working = kaggle_tree(tmp_path / "kaggle")
     if train is not None:
-        train.to_csv(comp / "train.csv", index=False)
+        train.to_csv(inp / "competitions" / COMP / "train.csv", index=False)
     if not (WHEELS / ".done").is_file():
         pytest.fail(f"{WHEELS} is missing: run `make setup` (it downloads the bundle's wheels)")
     args = ["bundle", "--model", str(ROOT / "weights" / "all-MiniLM-L6-v2"), "--out", str(inp / "datasets" / "me")]

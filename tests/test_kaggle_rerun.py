@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ from jigsaw_kit.core.errors import KitError
 from jigsaw_kit.evaluate.blend import blend_submissions
 from jigsaw_kit.kaggle import members as members_mod
 
-from .conftest import SAMPLE, fake_checkpoint
+from .conftest import SAMPLE, fake_checkpoint, kaggle_tree
 
 COMP = "jigsaw-agile-community-rules"
 
@@ -36,12 +35,7 @@ COMP = "jigsaw-agile-community-rules"
 @pytest.fixture
 def fake_kaggle(tmp_path, monkeypatch):
     """(input, working, env): the competition mounted the newer way; nothing else attached yet."""
-    inp, working = tmp_path / "input", tmp_path / "working"
-    comp = inp / "competitions" / COMP
-    comp.mkdir(parents=True)
-    working.mkdir()
-    for f in ("train.csv", "test.csv", "sample_submission.csv"):
-        shutil.copy(SAMPLE / f, comp / f)
+    inp, working = kaggle_tree(tmp_path)
     # the member processes import the kit from this checkout, whatever the test runner's cwd
     monkeypatch.setenv("PYTHONPATH", str(Path(kk.__file__).resolve().parents[2]))
     env = {"JIGSAW_KIT_KAGGLE_INPUT": str(inp), "JIGSAW_KIT_KAGGLE_WORKING": str(working), "JIGSAW_KIT_POLL_S": "0.3"}

@@ -8,7 +8,6 @@ in the real notebook, on Python 3.12 with a broken bundle or bad data, is rehear
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -25,19 +24,9 @@ from jigsaw_kit.kaggle import safety_net as sn
 from jigsaw_kit.kaggle.stages import drops_failures
 from jigsaw_kit.methods import create
 
-from .conftest import REAL, ROOT, SAMPLE
+from .conftest import REAL, ROOT, SAMPLE, kaggle_tree
 
 COMP = "jigsaw-agile-community-rules"
-
-
-def _kaggle(tmp_path: Path, src: Path = SAMPLE) -> tuple[Path, Path]:
-    inp, working = tmp_path / "input", tmp_path / "working"
-    comp = inp / "competitions" / COMP
-    comp.mkdir(parents=True)
-    working.mkdir()
-    for f in ("train.csv", "test.csv", "sample_submission.csv"):
-        shutil.copy(src / f, comp / f)
-    return inp, working
 
 
 def _kit_tfidf(data_dir: Path) -> pd.Series:
@@ -52,7 +41,7 @@ def test_first_cell_writes_the_kit_s_tfidf_lr_submission(tmp_path, where):
     src = SAMPLE if where == "sample" else REAL
     if not (src / "train.csv").is_file():
         pytest.skip(f"{src} is not here")
-    inp, working = _kaggle(tmp_path, src)
+    inp, working = kaggle_tree(tmp_path, src)
     lines: list[str] = []
     net = sn.first_submission(inp, working, {}, out=lines.append)
     assert net.ok and not net.keep_going and "TF-IDF per rule" in net.source and "written in" in lines[0]
@@ -106,7 +95,7 @@ def test_a_failing_stage_falls_back_on_the_rerun_and_raises_elsewhere():
 
 
 def test_unreadable_data_leaves_a_constant_submission_on_the_rerun_and_fails_the_preview(tmp_path):
-    inp, working = _kaggle(tmp_path)
+    inp, working = kaggle_tree(tmp_path)
     (inp / "competitions" / COMP / "test.csv").write_text("not,a,competition\nfile,at,all\n")
     lines: list[str] = []
     net = sn.first_submission(inp, working, {"KAGGLE_IS_COMPETITION_RERUN": "True"}, out=lines.append)
@@ -122,7 +111,7 @@ def test_unreadable_data_leaves_a_constant_submission_on_the_rerun_and_fails_the
 
 def test_bad_labels_and_empty_cells_the_kit_refuses_still_give_a_ranking_submission(tmp_path):
     # The kit's validation refuses rule_violation 2 and an empty train body; the first cell must still rank.
-    inp, working = _kaggle(tmp_path)
+    inp, working = kaggle_tree(tmp_path)
     train = pd.read_csv(SAMPLE / "train.csv", dtype=str, keep_default_na=False)
     train.loc[0, "rule_violation"], train.loc[1, "body"] = "2", ""
     train.to_csv(inp / "competitions" / COMP / "train.csv", index=False)

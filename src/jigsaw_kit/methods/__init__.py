@@ -23,7 +23,13 @@ def method_class(name: str) -> type[Method]:
     if name not in METHODS:
         raise KitError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}.")
     module, _, cls = METHODS[name].partition(":")
-    return getattr(importlib.import_module(module), cls)
+    try:
+        return getattr(importlib.import_module(module), cls)
+    except ImportError as e:  # e.g. torch missing from an image: the caller drops what needs it, with this reason
+        raise KitError(
+            f"method {name!r} needs {e.name or 'a module'}, which cannot be imported here ({e}). Install it, or "
+            "choose a config whose method does not need it (tfidf-lr needs only scikit-learn)."
+        ) from None
 
 
 def create(cfg: Config) -> Method:
