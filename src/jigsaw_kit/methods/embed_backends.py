@@ -19,13 +19,17 @@ the backend, the opset and the exporter/runtime versions, so a tuned encoder is 
 from __future__ import annotations
 
 import atexit
+import contextlib
+import functools
 import importlib.util
+import io
 import logging
 import os
 import re
 import shutil
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -62,6 +66,7 @@ def check_backend(name: str) -> str:
     return name
 
 
+@functools.cache
 def cpu_flags() -> frozenset[str]:
     """The CPU's feature flags from /proc/cpuinfo; empty where it cannot be read (not Linux)."""
     try:
@@ -195,7 +200,9 @@ def _export_fp32(model_path: Path, target: Path) -> None:
     sample = {k: torch.ones((2, 8), dtype=torch.long) for k in INPUTS}
     sample["attention_mask"][1, 5:] = 0
     sample["token_type_ids"].zero_()
-    with torch.inference_mode(False), torch.no_grad():
+    chatter = io.StringIO()  # the exporter prints its steps and warns about axis names: kept off stdout
+    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(chatter):
+        warnings.simplefilter("ignore")
         torch.onnx.export(
             _hidden_module(model),
             tuple(sample[k] for k in INPUTS),
@@ -208,6 +215,7 @@ def _export_fp32(model_path: Path, target: Path) -> None:
             external_data=False,
             verbose=False,
         )
+    log.debug("torch.onnx.export of %s: %s", model_path, chatter.getvalue())
 
 
 def export(model_path: Path, backend: str) -> tuple[Path, dict[str, float]]:
