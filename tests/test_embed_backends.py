@@ -6,6 +6,7 @@ closely; exports are cached; a machine without onnxruntime (Kaggle's image may l
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from pathlib import Path
@@ -207,3 +208,37 @@ def test_backends_keep_their_own_disk_namespace(monkeypatch, tmp_path):
     embed._CACHE.clear()
     embed._DISK.clear()
     assert np.array_equal(embed.embed_texts(MINILM, TEXTS[:2], max_length=64, backend="torch-bf16"), b)
+
+
+@needs_minilm
+def test_embed_bench_reports_each_backend_against_torch_fp32(tmp_path, capsys):
+    from jigsaw_kit.evaluate import embed_bench
+
+    out = tmp_path / "bench.json"
+    sample = ROOT / "data" / "sample"
+    assert (
+        embed_bench.main(
+            [
+                "--data-dir",
+                str(sample),
+                "--texts",
+                "24",
+                "--backends",
+                "torch-fp32",
+                "torch-bf16",
+                "--config",
+                "cpu-hybrid",
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    report = json.loads(out.read_text())
+    ran = {b["backend"]: b for b in report["backends"]}
+    assert set(ran) == {"torch-fp32", "torch-bf16"} and not any("error" in b for b in ran.values()), ran
+    assert ran["torch-fp32"]["cos_min"] > 0.99999 and ran["torch-bf16"]["cos_mean"] > 0.99
+    assert all(ran[b]["texts_per_s"] > 0 and ran[b]["peak_rss_mb"] > 0 for b in ran)
+    assert {"tokenize_s", "tfidf_fit_s", "tfidf_transform_s", "tfidf_regressions_s"} <= set(report["heads"])
+    printed = capsys.readouterr().out
+    assert "machine:" in printed and "--set embed_backend=torch-bf16" in printed and "jigsaw-kit compare" in printed
