@@ -242,3 +242,18 @@ def test_embed_bench_reports_each_backend_against_torch_fp32(tmp_path, capsys):
     assert {"tokenize_s", "tfidf_fit_s", "tfidf_transform_s", "tfidf_regressions_s"} <= set(report["heads"])
     printed = capsys.readouterr().out
     assert "machine:" in printed and "--set embed_backend=torch-bf16" in printed and "jigsaw-kit compare" in printed
+
+
+def test_prune_exports_keeps_the_most_recently_used_and_nothing_it_did_not_write(tmp_path):
+    import os
+
+    made = []
+    for i in range(6):
+        f = tmp_path / f"{i:032x}-onnx-int8-opset18-torch2_cpu-ort1"
+        f.mkdir()
+        os.utime(f, ns=(i * 10**9, i * 10**9))
+        made.append(f)
+    (tmp_path / "mine").mkdir()
+    removed = embed_backends.prune_exports(tmp_path, keep=made[0], most=3)
+    assert sorted(removed) == made[1:4]  # the oldest go; the one just written stays whatever its age
+    assert {f.name for f in tmp_path.iterdir()} == {made[0].name, made[4].name, made[5].name, "mine"}

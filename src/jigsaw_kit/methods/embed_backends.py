@@ -224,6 +224,7 @@ def export(model_path: Path, backend: str) -> tuple[Path, dict[str, float]]:
     final = export_dir(model_path, backend)
     onnx_file = final / "model.onnx"
     if onnx_file.is_file():
+        _touch(final)
         return onnx_file, {}
     costs: dict[str, float] = {}
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -260,7 +261,39 @@ def export(model_path: Path, backend: str) -> tuple[Path, dict[str, float]]:
         log.info("exported %s as %s to %s (%s)", model_path.name, backend, final, costs)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    prune_exports(final.parent, keep=final)
     return onnx_file, costs
+
+
+def _touch(folder: Path) -> None:
+    try:
+        os.utime(folder)  # last use, for prune_exports
+    except OSError:
+        pass
+
+
+def prune_exports(root: Path, keep: Path | None = None, most: int | None = None) -> list[Path]:
+    """Delete the least recently used exports beyond `most` (JIGSAW_KIT_ONNX_KEEP, default 8): each tuned encoder
+    (every CV fold of cpu-contrastive) is a new checkpoint and so a new export of ~23 MB (int8) to ~90 MB (fp32)."""
+    if most is None:
+        try:
+            most = max(1, int(os.environ.get("JIGSAW_KIT_ONNX_KEEP", "8")))
+        except ValueError:
+            most = 8
+    pattern = re.compile(r"[0-9a-f]{32}-(?:onnx-fp32|onnx-int8)-opset\d+-.+")
+    found = []
+    for f in Path(root).iterdir() if Path(root).is_dir() else []:
+        if f.is_dir() and pattern.fullmatch(f.name) and f != keep:
+            try:
+                found.append((f.stat().st_mtime_ns, f))
+            except FileNotFoundError:
+                continue
+    doomed = [f for _, f in sorted(found, reverse=True)[most - (keep is not None) :]]
+    for f in doomed:
+        shutil.rmtree(f, ignore_errors=True)
+    if doomed:
+        log.info("ONNX exports in %s: removed the %d least recently used", root, len(doomed))
+    return doomed
 
 
 def ort_session(onnx_file: Path):
