@@ -22,7 +22,7 @@ def shared_weights(monkeypatch):
     monkeypatch.setenv("JIGSAW_KIT_WEIGHTS", str(ROOT / "weights"))
 
 
-def fake_embed(model_path, texts, max_length, token_budget=16384):
+def fake_embed(model_path, texts, max_length, token_budget=16384, backend="torch-fp32"):
     """A stand-in encoder: a few keyword features, so the unit tests need no checkpoint."""
     words = ["buy", "free", "click", "lawyer", "court", "sue", "cat", "weather"]
     x = np.array([[t.lower().count(w) for w in words] + [1.0] for t in texts], dtype=float)

@@ -28,7 +28,7 @@ WORDS = {
 }
 
 
-def fake_embed(model_path, texts, max_length, token_budget=16384):
+def fake_embed(model_path, texts, max_length, token_budget=16384, backend="torch-fp32"):
     words = WORDS[Path(model_path).name]
     x = np.array([[t.lower().count(w) for w in words] + [1.0] for t in texts], dtype=float)
     return x / np.linalg.norm(x, axis=1, keepdims=True)
@@ -43,7 +43,7 @@ def calls(monkeypatch, tmp_path):
     monkeypatch.setenv("JIGSAW_KIT_WEIGHTS", str(weights))
     seen: list[str] = []
 
-    def recording(model_path, texts, max_length, token_budget=16384):
+    def recording(model_path, texts, max_length, token_budget=16384, backend="torch-fp32"):
         seen.append(Path(model_path).name)
         return fake_embed(model_path, texts, max_length, token_budget)
 

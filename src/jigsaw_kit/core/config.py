@@ -29,6 +29,7 @@ METHODS = {
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 HEADS = ("auto", "seq-cls", "yes-no")
 TUNE_OBJECTIVES = ("pairs", "triplets")  # contrastive.py's encoder tune
+EMBED_BACKENDS = ("auto", "torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8")  # methods/embed_backends.py
 
 
 @dataclass
@@ -87,6 +88,10 @@ class Config:
     # > 0 (below 0.5): one round of pseudo-labels at predict; per rule the top this share of the unlabelled rows by
     # score become violations, the bottom share not, and the heads are refitted with them (11th place). 0 = off
     pseudo_share: float = 0.0
+    # where the sentence encoder runs for hybrid/contrastive (methods/embed_backends.py): torch-fp32 (the reference),
+    # torch-bf16, onnx-fp32, onnx-int8 (ONNX Runtime, dynamic int8), or auto (the measured choice for this CPU; PyTorch
+    # on a GPU). A backend this machine cannot run falls back to torch-fp32 with a warning
+    embed_backend: str = "torch-fp32"
     # contrastive (contrastive.py): the hybrid on an encoder tuned on rule pairs (max_steps, learning_rate,
     # batch_size, warmup_ratio drive that tune)
     freeze_layers: int = 0  # freeze the token embeddings and this many lowest encoder layers while tuning
@@ -155,6 +160,10 @@ class Config:
         if not (self.pseudo_share == 0 or 0 < self.pseudo_share < 0.5):  # also refuses nan
             raise KitError(
                 f"config '{self.name}': pseudo_share must be 0 (off) or in (0, 0.5), got {self.pseudo_share}."
+            )
+        if self.embed_backend not in EMBED_BACKENDS:
+            raise KitError(
+                f"config '{self.name}': embed_backend must be one of {EMBED_BACKENDS}, got {self.embed_backend!r}."
             )
         if self.tune_objective not in TUNE_OBJECTIVES:
             raise KitError(

@@ -170,7 +170,8 @@ class HybridRuleModel(FittedMethod):
 
     def _embed(self, texts: pd.Series, path: Path | None = None) -> np.ndarray:
         path = self.encoder() if path is None else path
-        return embed_texts(path, list(texts), self.cfg.max_length, self.cfg.predict_token_budget)
+        backend = getattr(self.cfg, "embed_backend", "torch-fp32")  # a run saved before the key existed lacks it
+        return embed_texts(path, list(texts), self.cfg.max_length, self.cfg.predict_token_budget, backend=backend)
 
     def _lr(self) -> LogisticRegression | GridLR:
         if self.cfg.embed_c_grid:
