@@ -46,7 +46,7 @@ EVIDENCE: tuple[dict[str, Any], ...] = (
         "weight": 1.0,
         "weight_source": FITTED_3 + " (as its frozen twin cpu-hybrid)",
         "evidence_rank": 1,
-        "projected": "~3 min on one T4 (projected: 9 min 37 s on 2 CPU cores, 7.5 min of it embedding)",
+        "projected": "~3 min on one T4 (projected); on 2 CPU cores here 3 min 01 s (bf16 embeddings; fp32 6 min 41 s)",
     },
     {
         "recipe": "cpu-hybrid",
