@@ -125,27 +125,24 @@ def gpu_cards(query: Callable[[], str | None] | None = None) -> list[tuple[str, 
     return cards
 
 
-def _nvidia_smi_cards() -> str | None:
+def _nvidia_smi(*args: str) -> str | None:
+    """nvidia-smi's output for these arguments, or None when it is missing or fails (CUDA stays cold)."""
     exe = shutil.which("nvidia-smi")
     if exe is None:
         return None
-    cmd = [exe, "--query-gpu=index,name,compute_cap,memory.total", "--format=csv,noheader,nounits"]
     try:
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        r = subprocess.run([exe, *args], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.SubprocessError):
         return None
     return r.stdout if r.returncode == 0 else None
+
+
+def _nvidia_smi_cards() -> str | None:
+    return _nvidia_smi("--query-gpu=index,name,compute_cap,memory.total", "--format=csv,noheader,nounits")
 
 
 def _nvidia_smi_listing() -> str | None:
-    exe = shutil.which("nvidia-smi")
-    if exe is None:
-        return None
-    try:
-        r = subprocess.run([exe, "-L"], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return r.stdout if r.returncode == 0 else None
+    return _nvidia_smi("-L")
 
 
 def assign_devices(uses: Sequence[str], gpus: Sequence[str]) -> list[str | None]:
