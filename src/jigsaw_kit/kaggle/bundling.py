@@ -237,14 +237,21 @@ def download_wheels(dest: Path, log: Callable[[str], None] = print) -> list[str]
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     specs = [f"{w.name}=={tested_version(w.name)}" for w in KAGGLE_WHEELS]
-    warnings = []
-    for python in BUNDLE_PYTHONS:
-        failed = _download(specs, dest, python, log)
-        if failed and python == KAGGLE_PYTHON:
-            raise KitError(f"pip download for Python {python} failed:\n{failed}")
-        if failed:
-            warnings += [spec for spec in specs if _download([spec], dest, python, lambda s: None)]
-    return warnings
+    return [spec for python in BUNDLE_PYTHONS for spec in _download_for(specs, dest, python, log)]
+
+
+def _download_for(specs: list[str], dest: Path, python: str, log: Callable[[str], None]) -> list[str]:
+    """pip download specs for one Python; the specs that have no wheel for it. For KAGGLE_PYTHON a failure is a
+    KitError; for the others each spec is retried alone, so one package without a wheel costs no other."""
+    failed = _download(specs, dest, python, log)
+    if not failed:
+        return []
+    if python == KAGGLE_PYTHON:
+        raise KitError(
+            f"pip download for Python {python} failed (network? platform wheel missing?):\n{failed}\n"
+            "Fix: fetch the wheels elsewhere into a folder and pass --wheel-dir DIR --no-download."
+        )
+    return [spec for spec in specs if _download([spec], dest, python, lambda s: None)]
 
 
 def _collect_wheels(
@@ -270,15 +277,7 @@ def _collect_wheels(
     for python in BUNDLE_PYTHONS:
         todo = [f"{w.name}=={v}" for w, v in wanted if python not in _pythons_covered(_wheels_of(dest, w.name, v))]
         if todo and download:
-            failed = _download(todo, dest, python, log)
-            if failed and python == KAGGLE_PYTHON:
-                raise KitError(
-                    f"pip download failed (network? platform wheel missing?):\n{failed}\n"
-                    "Fix: fetch the wheels elsewhere into a folder and pass --wheel-dir DIR --no-download."
-                )
-            if failed:  # one by one: a package without a wheel for that Python must not cost the others
-                for spec in todo:
-                    _download([spec], dest, python, lambda s: None)
+            _download_for(todo, dest, python, log)  # what is still missing is reported below, per Python
     missing, warnings = [], []
     for w, v in wanted:
         files = _wheels_of(dest, w.name, v)
