@@ -34,6 +34,10 @@ class Method(ABC):
     uses_model: ClassVar[bool] = True  # embeds with or tunes the config's `model` checkpoint
     stepped: ClassVar[bool] = False  # trains max_steps optimizer steps (a smoke run cuts them)
     gpu: ClassVar[str] = "optional"  # "needs" one, "optional" (faster with one), or "none"
+    # Fine-tunes `model` for epochs: the Kaggle plan probes it, projects its time and cuts its epochs to the budget,
+    # and the notebook may swap in the attached base encoder for the kit's default. False: each text is embedded or
+    # vectorised once, so there are no epochs to budget.
+    fine_tunes: ClassVar[bool] = False
     # The stack's modules fit and predict import (a subset of kaggle.safety_net.STACK): the notebook drops a member
     # whose modules failed its import check instead of letting it fail hours later.
     modules: ClassVar[tuple[str, ...]] = ("yaml", "sklearn", "torch", "transformers")
@@ -66,6 +70,18 @@ class Method(ABC):
     def imports(cls, cfg: Config) -> tuple[str, ...]:
         """The modules a run of this config imports (see `modules`)."""
         return cls.modules
+
+    @classmethod
+    def checkpoints(cls, cfg: Config) -> tuple[str, ...]:
+        """Every checkpoint (a name under weights/ or a folder) a run of this config loads, `model` first."""
+        if not cls.uses_model:
+            return ()
+        return tuple(dict.fromkeys([cfg.model, *cfg.encoders]))
+
+    @classmethod
+    def title(cls, cfg: Config) -> str:
+        """How logs and tables name a run of this config: the method, or for a fine-tune the checkpoint it tunes."""
+        return cfg.method
 
     def passes(self, rows: int) -> float:
         """How many times fit went over the rows (epochs); 1 for methods fitted in one pass."""

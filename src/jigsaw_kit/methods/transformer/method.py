@@ -29,12 +29,21 @@ class TransformerMethod(Method):
     resumable = True
     stepped = True
     gpu = "needs"
+    fine_tunes = True
     modules = (*Method.modules, "datasets", "accelerate")  # the Trainer's dataset and its engine
     scores_vary = True
 
     @classmethod
     def imports(cls, cfg: Config) -> tuple[str, ...]:
         return (*cls.modules, "peft") if cfg.lora_r > 0 else cls.modules
+
+    @classmethod
+    def checkpoints(cls, cfg: Config) -> tuple[str, ...]:
+        return (cfg.model,)  # `encoders` attach to the embedding methods only
+
+    @classmethod
+    def title(cls, cfg: Config) -> str:
+        return cfg.model
 
     def __init__(self, cfg: Config) -> None:
         super().__init__(cfg)
