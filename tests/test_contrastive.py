@@ -8,7 +8,7 @@ import pytest
 from safetensors.numpy import load_file
 
 from jigsaw_kit.cli import main
-from jigsaw_kit.methods.contrastive import rule_pairs
+from jigsaw_kit.methods.embedding.tune import rule_pairs
 
 from .conftest import ROOT, SAMPLE
 

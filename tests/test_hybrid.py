@@ -8,8 +8,10 @@ import pytest
 
 from jigsaw_kit.cli import main
 from jigsaw_kit.core.config import load_config
-from jigsaw_kit.methods import embed, hybrid
-from jigsaw_kit.methods.hybrid import HybridRuleModel, lookup_key
+from jigsaw_kit.methods import embed
+from jigsaw_kit.methods.embedding import encoders
+from jigsaw_kit.methods.embedding.lookup import digest, lookup_key
+from jigsaw_kit.methods.hybrid import HybridRuleModel
 
 from .conftest import ROOT, SAMPLE
 
@@ -47,11 +49,12 @@ def test_lookup_key_ignores_case_and_spacing():
 
 
 def test_lookup_puts_labelled_texts_above_and_below_every_model_score(monkeypatch):
-    monkeypatch.setattr(hybrid, "embed_texts", fake_embed)
+    monkeypatch.setattr(encoders, "embed_texts", fake_embed)
     model = HybridRuleModel(load_config("cpu-hybrid")).fit(TRAIN)
     # relabel: a known negative that reads like spam, a known positive that reads like small talk
-    model.known[lookup_key(SPAM, "buy now click here free stuff 0")] = 0
-    model.known[lookup_key(SPAM, "my cat likes the weather 0")] = 1
+    labels = model.recipe.lookup.labels
+    labels[digest(lookup_key(SPAM, "buy now click here free stuff 0"))] = 0
+    labels[digest(lookup_key(SPAM, "my cat likes the weather 0"))] = 1
     ask = rows(
         [
             (SPAM, "BUY now click  here free stuff 0", -1),  # known 0 (case/spacing differ)
@@ -66,23 +69,24 @@ def test_lookup_puts_labelled_texts_above_and_below_every_model_score(monkeypatc
 
 
 def test_without_lookup_it_is_the_mean_of_the_two_regressions(monkeypatch):
-    monkeypatch.setattr(hybrid, "embed_texts", fake_embed)
+    monkeypatch.setattr(encoders, "embed_texts", fake_embed)
     cfg = load_config("cpu-hybrid", {"exact_lookup": "false", "tfidf_weight": "0.25"})
     model = HybridRuleModel(cfg).fit(TRAIN)
-    assert model.known == {}
+    assert model.recipe.lookup is None
     ask = TRAIN.iloc[:3]
-    expected = 0.25 * model.tfidf.predict(ask) + 0.75 * model._embedding_scores(ask)
+    r = model.recipe
+    expected = 0.25 * r.tfidf.score(ask["text"], ask["rule"]) + 0.75 * r.embedding_scores(ask)
     np.testing.assert_allclose(model.predict(ask), expected)
 
 
 def test_unseen_rule_uses_the_all_rules_model_and_single_class_rule_is_constant(monkeypatch):
-    monkeypatch.setattr(hybrid, "embed_texts", fake_embed)
+    monkeypatch.setattr(encoders, "embed_texts", fake_embed)
     one_class = rows([("Only positives", f"buy buy {i}", 1) for i in range(3)])
     model = HybridRuleModel(load_config("cpu-hybrid")).fit(pd.concat([TRAIN, one_class], ignore_index=True))
     ask = rows([("Unseen rule", "buy free click now", -1), ("Unseen rule", "cat weather", -1)])
     p = model.predict(ask)
     assert p[0] > p[1]  # the all-rules model still ranks
-    assert model.embedding.constant == model.tfidf.rules.constant == {"Only positives": 1.0}
+    assert model.recipe.heads[0].lr.constant == model.recipe.tfidf.rules.constant == {"Only positives": 1.0}
 
 
 def test_embed_texts_is_normalised_ordered_and_cached(monkeypatch):
@@ -119,7 +123,7 @@ def test_run_with_the_default_config_writes_a_checked_submission(tmp_path, no_ne
     sample = pd.read_csv(SAMPLE / "sample_submission.csv")
     assert sub["row_id"].tolist() == sample["row_id"].tolist()
     assert sub["rule_violation"].between(0, 1).all() and sub["rule_violation"].nunique() > 1
-    assert (run_dir / "contrastive.joblib").is_file() and (run_dir / "encoder" / "config.json").is_file()
+    assert (run_dir / "recipe.json").is_file() and (run_dir / "encoder" / "config.json").is_file()
     assert "config cpu-contrastive" in capsys.readouterr().out  # the CLI's default config
 
 

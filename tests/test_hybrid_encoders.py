@@ -1,19 +1,25 @@
 """hybrid.py's 5th-place options: extra encoders, distance-weighted kNN, a per-rule C grid (fake embedders)."""
 
+import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedKFold
 
 from jigsaw_kit import methods, pipeline
+from jigsaw_kit.core.checkpoints import resolve_model
 from jigsaw_kit.core.config import load_config, parse_overrides, save_config
 from jigsaw_kit.core.errors import KitError
-from jigsaw_kit.methods import hybrid
-from jigsaw_kit.methods.hybrid import CappedKnn, GridLR, HybridRuleModel, lookup_key
+from jigsaw_kit.core.metrics import mean_rule_auc
+from jigsaw_kit.methods.embedding import encoders, heads
+from jigsaw_kit.methods.embedding.heads import CappedKnn, GridLR
+from jigsaw_kit.methods.embedding.lookup import lookup_key
+from jigsaw_kit.methods.hybrid import HybridRuleModel
 from jigsaw_kit.methods.rulewise import RuleRegressions, rule_positions
 from jigsaw_kit.methods.tfidf import TfidfRuleModel
 
@@ -47,15 +53,17 @@ def calls(monkeypatch, tmp_path):
         seen.append(Path(model_path).name)
         return fake_embed(model_path, texts, max_length, token_budget)
 
-    monkeypatch.setattr(hybrid, "embed_texts", recording)
+    monkeypatch.setattr(encoders, "embed_texts", recording)
     return seen
 
 
-def old_predict(cfg, train: pd.DataFrame, ask: pd.DataFrame, tfidf: TfidfRuleModel | None = None) -> np.ndarray:
+def old_predict(
+    cfg, train: pd.DataFrame, ask: pd.DataFrame, tfidf: Callable[[pd.DataFrame], np.ndarray] | None = None
+) -> np.ndarray:
     """HybridRuleModel before encoders / knn_k / embed_c_grid, copied inline: the defaults must match it.
-    tfidf: an already fitted TF-IDF member (untouched by the change; its fit is the slow part on the sample)."""
-    path = Path(cfg.model) if Path(cfg.model).is_dir() else hybrid.resolve_model(cfg.model)
-    tfidf = tfidf or TfidfRuleModel(cfg).fit(train)
+    tfidf: the fitted TF-IDF head's scores of ask (by default the tfidf-lr method's, fitted here)."""
+    path = Path(cfg.model) if Path(cfg.model).is_dir() else resolve_model(cfg.model)
+    tfidf = tfidf or TfidfRuleModel(cfg).fit(train).predict
     y = train["label"].to_numpy()
 
     def lr():
@@ -66,7 +74,7 @@ def old_predict(cfg, train: pd.DataFrame, ask: pd.DataFrame, tfidf: TfidfRuleMod
     )
     known = {lookup_key(r, t): int(v) for r, t, v in zip(train["rule"], train["text"], y)} if cfg.exact_lookup else {}
     w = cfg.tfidf_weight
-    p = w * tfidf.predict(ask) + (1 - w) * emb.predict(fake_embed(path, list(ask["text"]), cfg.max_length), ask["rule"])
+    p = w * tfidf(ask) + (1 - w) * emb.predict(fake_embed(path, list(ask["text"]), cfg.max_length), ask["rule"])
     if not known:
         return p
     found = np.array([known.get(lookup_key(r, t), -1) for r, t in zip(ask["rule"], ask["text"])])
@@ -92,14 +100,14 @@ def test_defaults_give_the_predictions_of_the_code_before(calls, overrides):
     assert cfg.encoders == [] and cfg.knn_k == 0 and cfg.embed_c_grid == []
     model = HybridRuleModel(cfg).fit(TRAIN)
     np.testing.assert_array_equal(model.predict(ASK), old_predict(cfg, TRAIN, ASK))
-    assert set(calls) == {MINILM} and model.knn is None and model.extras == []
+    assert set(calls) == {MINILM} and len(model.recipe.encoders) == 1 and model.recipe.heads[0].knn is None
 
 
 def test_defaults_match_the_code_before_on_the_sample(calls):
     cfg = load_config("cpu-hybrid")
     data = pipeline.build(cfg, SAMPLE)
     model = methods.create(cfg).fit(data.train)
-    np.testing.assert_array_equal(model.predict(data.test), old_predict(cfg, data.train, data.test, model.tfidf))
+    np.testing.assert_array_equal(model.predict(data.test), old_predict(cfg, data.train, data.test))
 
 
 def per_rule_lr(x, y, rules, xq, rules_q, c: float) -> np.ndarray:
@@ -132,8 +140,10 @@ def test_two_encoders_average_their_per_rule_scores(calls):
         for name in (MINILM, MPNET)
     ]
     assert not np.allclose(members[0], members[1])  # the two encoders really differ
-    np.testing.assert_allclose(p, 0.4 * model.tfidf.predict(ask) + 0.6 * (members[0] + members[1]) / 2)
-    assert model.extras[0].name == MPNET and Path(model.extras[0].fitted_at).is_absolute()
+    tfidf = model.recipe.tfidf.score(ask["text"], ask["rule"])
+    np.testing.assert_allclose(p, 0.4 * tfidf + 0.6 * (members[0] + members[1]) / 2)
+    extra = model.recipe.encoders[1]
+    assert extra.checkpoint == MPNET and Path(extra.fitted_at).is_absolute()
 
 
 def test_knn_changes_the_scores_and_ranks_a_clear_case(calls):
@@ -145,10 +155,9 @@ def test_knn_changes_the_scores_and_ranks_a_clear_case(calls):
     p = model.predict(ask)
     assert not np.allclose(p, plain.predict(ask))
     x = fake_embed(MINILM, list(ask["text"]), 256)
-    np.testing.assert_allclose(
-        p, 0.7 * model.embedding.predict(x, ask["rule"]) + 0.3 * model.knn.predict(x, ask["rule"])
-    )
-    knn = model.knn.models[SPAM]
+    head = model.recipe.heads[0]
+    np.testing.assert_allclose(p, 0.7 * head.lr.predict(x, ask["rule"]) + 0.3 * head.knn.predict(x, ask["rule"]))
+    knn = head.knn.models[SPAM]
     assert isinstance(knn, CappedKnn)
     assert knn.model.n_neighbors == 12 and knn.model.weights == "distance" and knn.model.metric == "cosine"
     # kNN alone ranks spam-like over benign texts in each rule
@@ -162,13 +171,36 @@ def test_knn_caps_k_at_the_rule_size_and_keeps_single_class_rules_constant(calls
     one = rows([("One class", "buy 1", 1), ("One class", "buy 2", 1)])
     train = pd.concat([TRAIN, tiny, one], ignore_index=True)
     model = HybridRuleModel(load_config("cpu-hybrid", {"knn_k": "15"})).fit(train)
-    assert model.knn.models["Tiny"].model.n_neighbors == 3
-    assert model.knn.constant == model.embedding.constant == {"One class": 1.0}
+    head = model.recipe.heads[0]
+    assert head.knn.models["Tiny"].model.n_neighbors == 3
+    assert head.knn.constant == head.lr.constant == {"One class": 1.0}
     p = model.predict(rows([("One class", "free", -1), ("Unseen", "buy", -1), ("Tiny", "buy click", -1)]))
     assert ((p >= 0) & (p <= 1)).all()
 
 
-def test_embed_c_grid_picks_c_by_cv_and_falls_back_for_tiny_rules(calls, monkeypatch):
+def test_grid_lr_picks_the_c_a_3_fold_auc_picks():
+    """Two features carry the same large noise and one of them the label: only a weakly regularised LR finds
+    their difference, so a small C ranks worse. The grid must pick what 3-fold stratified AUC says."""
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 60)
+    noise = rng.normal(0, 10, len(y))
+    x = np.c_[noise + 2 * y + rng.normal(0, 0.3, len(y)), noise]
+    grid = [1e-4, 100.0]
+
+    def cv_auc(c: float) -> float:
+        folds = StratifiedKFold(3).split(x, y)
+        lr = LogisticRegression(C=c, max_iter=3000, random_state=42)
+        return np.mean([roc_auc_score(y[t], lr.fit(x[f], y[f]).predict_proba(x[t])[:, 1]) for f, t in folds])
+
+    aucs = {c: cv_auc(c) for c in grid}
+    assert aucs[100.0] > aucs[1e-4] + 0.2  # the case is clear-cut
+    picked = GridLR(grid, c=1e-4, seed=42).fit(x, y)
+    assert picked.model.C_ == 100.0
+    reversed_grid = GridLR(list(reversed(grid)), c=100.0, seed=42).fit(x, y)  # the order of the grid is no hint
+    assert reversed_grid.model.C_ == 100.0
+
+
+def test_embed_c_grid_builds_grid_lrs_and_falls_back_for_tiny_rules(calls, monkeypatch):
     made = []
     real = LogisticRegressionCV
 
@@ -176,13 +208,13 @@ def test_embed_c_grid_picks_c_by_cv_and_falls_back_for_tiny_rules(calls, monkeyp
         made.append(kw)
         return real(**kw)
 
-    monkeypatch.setattr(hybrid, "LogisticRegressionCV", recording)
+    monkeypatch.setattr(heads, "LogisticRegressionCV", recording)
     tiny = rows([("Tiny", "buy", 1), ("Tiny", "buy free", 1), ("Tiny", "cat", 0), ("Tiny", "cat weather", 0)])
     cfg = load_config("cpu-hybrid", {"embed_c_grid": "0.3,1,3", "embed_c": "2"})
     model = HybridRuleModel(cfg).fit(pd.concat([TRAIN, tiny], ignore_index=True))
-    picked = model.embedding.models[SPAM]
+    lr = model.recipe.heads[0].lr
+    picked = lr.models[SPAM]
     assert isinstance(picked, GridLR) and isinstance(picked.model, real)
-    assert picked.model.C_ in (0.3, 1.0, 3.0)
     assert {k: made[0][k] for k in ("Cs", "cv", "scoring", "max_iter", "random_state")} == {
         "Cs": [0.3, 1.0, 3.0],
         "cv": 3,
@@ -190,7 +222,7 @@ def test_embed_c_grid_picks_c_by_cv_and_falls_back_for_tiny_rules(calls, monkeyp
         "max_iter": 3000,
         "random_state": 42,
     }
-    fallback = model.embedding.models["Tiny"].model  # 2 rows of each class: too few for 3 stratified folds
+    fallback = lr.models["Tiny"].model  # 2 rows of each class: too few for 3 stratified folds
     assert type(fallback) is LogisticRegression and fallback.C == 2.0
     assert model.predict(ASK).shape == (len(ASK),)
 
@@ -248,7 +280,7 @@ def test_save_load_round_trip_resolves_encoders_again(calls, tmp_path, monkeypat
     monkeypatch.setenv("JIGSAW_KIT_WEIGHTS", str(moved))
     loaded = HybridRuleModel.load(tmp_path / "run", cfg)
     np.testing.assert_array_equal(loaded.predict(ASK), want)
-    assert loaded.extras[0].fitted_at == str((tmp_path / "weights" / MPNET).resolve())  # as resolved at fit
+    assert loaded.recipe.encoders[1].fitted_at == str((tmp_path / "weights" / MPNET).resolve())  # as at fit
 
 
 def test_an_encoder_given_as_a_relative_path_falls_back_to_where_it_resolved_at_fit(calls, tmp_path, monkeypatch):
@@ -256,23 +288,29 @@ def test_an_encoder_given_as_a_relative_path_falls_back_to_where_it_resolved_at_
     monkeypatch.chdir(tmp_path)
     cfg = load_config("cpu-hybrid", {"encoders": f"enc/{MPNET}"})
     model = HybridRuleModel(cfg).fit(TRAIN)
-    joblib.dump(model, tmp_path / "m.joblib")
+    model.save(tmp_path / "run")
     monkeypatch.chdir(tmp_path / "weights")  # "enc/..." no longer resolves from here
-    np.testing.assert_array_equal(joblib.load(tmp_path / "m.joblib").predict(ASK), model.predict(ASK))
-    model.extras[0].fitted_at = str(tmp_path / "gone")
+    loaded = HybridRuleModel.load(tmp_path / "run", cfg)
+    np.testing.assert_array_equal(loaded.predict(ASK), model.predict(ASK))
+    loaded.recipe.encoders[1] = dataclasses.replace(loaded.recipe.encoders[1], fitted_at=str(tmp_path / "gone"))
     with pytest.raises(KitError, match="no checkpoint"):
-        model.predict(ASK)
+        loaded.predict(ASK)
 
 
 @pytest.mark.parametrize("name", ["cpu-hybrid-ensemble", "cpu-hybrid-knn"])
 def test_named_configs_train_and_predict_on_the_sample(calls, no_network, name):
+    """Fitted on three quarters of the sample's texts, each config ranks the held-out quarter, which no lookup
+    knows, within its rules (a broken head reads ~0.5, an inverted one far below)."""
     cfg = load_config(name)
     assert cfg.name == name and cfg.method == "hybrid"
     data = pipeline.build(cfg, SAMPLE)
-    model = methods.create(cfg).fit(data.train)
-    p = model.predict(data.test)
-    assert p.shape == (len(data.test),) and ((p >= 0) & (p <= 1)).all() and len(np.unique(p)) > 1
+    texts = data.train["text"].unique()
+    held = data.train["text"].isin(np.random.default_rng(0).choice(texts, len(texts) // 4, replace=False))
+    train, ask = data.train[~held], data.train[held]
+    model = methods.create(cfg).fit(train)
+    p = model.predict(ask)
+    assert p.shape == (len(ask),) and ((p >= 0) & (p <= 1)).all() and len(np.unique(p)) > 1
     assert set(calls) == ({MINILM, MPNET} if name == "cpu-hybrid-ensemble" else {MINILM})
-    assert (model.knn is not None) == (name == "cpu-hybrid-knn")
-    train_auc = roc_auc_score(data.train["label"], model.predict(data.train))
-    assert train_auc > 0.5
+    assert (model.recipe.heads[0].knn is not None) == (name == "cpu-hybrid-knn")
+    assert mean_rule_auc(ask["rule"], ask["label"], p) > 0.75
+    assert model.predict(data.test).shape == (len(data.test),)

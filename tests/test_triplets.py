@@ -1,4 +1,4 @@
-"""Recipe A: the rule-anchored triplet tune (contrastive.py) and per-rule centroid features (hybrid.py)."""
+"""Recipe A: the rule-anchored triplet tune (embedding/tune.py) and per-rule centroid features (embedding/heads.py)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,12 @@ from safetensors.numpy import load_file
 
 from jigsaw_kit.core.config import load_config
 from jigsaw_kit.core.errors import KitError
-from jigsaw_kit.methods import hybrid
-from jigsaw_kit.methods.contrastive import NEGATION, ContrastiveHybrid, rule_pairs, rule_triplets, tune_examples
-from jigsaw_kit.methods.hybrid import HybridRuleModel, RuleCentroids
+from jigsaw_kit.core.checkpoints import resolve_model
+from jigsaw_kit.methods.contrastive import ContrastiveHybrid, recipe_from
+from jigsaw_kit.methods.embedding import encoders
+from jigsaw_kit.methods.embedding.heads import RuleCentroids
+from jigsaw_kit.methods.embedding.tune import NEGATION, rule_pairs, rule_triplets
+from jigsaw_kit.methods.hybrid import HybridRuleModel
 
 from .conftest import ROOT
 from .test_hybrid import LEGAL, SPAM, TRAIN, fake_embed
@@ -64,12 +67,15 @@ def test_negated_copies_swap_positive_and_negative():
 def test_tune_examples_follow_the_objective_and_pairs_stay_as_before():
     cfg = load_config("cpu-contrastive")
     assert cfg.tune_objective == "pairs" and cfg.negated_rules is False
-    assert tune_examples(cfg, TOY, 640) == rule_pairs(TOY, 640, cfg.seed)  # the default tune is unchanged
+    tune = recipe_from(cfg).tune
+    assert tune.examples(TOY) == rule_pairs(TOY, 640, cfg.seed)  # the default tune is unchanged: 20 steps x 32
     trip = load_config("cpu-triplet")
-    assert tune_examples(trip, TOY, 640) == rule_triplets(TOY, 640, trip.seed)
+    assert recipe_from(trip).tune.examples(TOY) == rule_triplets(TOY, 640, trip.seed)
     one_class = TOY[TOY["rule"] == "t"]
     with pytest.raises(KitError, match="no rule has a labelled text of each class"):
-        tune_examples(trip, one_class, 640)
+        recipe_from(trip).tune.examples(one_class)
+    with pytest.raises(KitError, match="no rule has two labelled texts of each class"):
+        tune.examples(one_class)
 
 
 def test_cpu_triplet_is_cpu_contrastive_with_the_recipe_keys():
@@ -115,13 +121,14 @@ def test_centroid_features_are_cosines_and_leave_the_row_out_at_fit():
 
 
 def test_centroid_model_predicts_from_its_stored_centroids_after_a_round_trip(monkeypatch, tmp_path):
-    monkeypatch.setattr(hybrid, "embed_texts", fake_embed)
+    monkeypatch.setattr(encoders, "embed_texts", fake_embed)
     cfg = load_config("cpu-hybrid", {"centroid_features": "true", "exact_lookup": "false"})
     model = HybridRuleModel(cfg).fit(TRAIN)
-    assert model.embedding.models[SPAM].coef_.shape == (1, 9 + 4)  # the embedding and the 4 features
-    path = hybrid.resolve_model(cfg.model)
+    head = model.recipe.heads[0]
+    assert head.lr.models[SPAM].coef_.shape == (1, 9 + 4)  # the embedding and the 4 features
+    path = resolve_model(cfg.model)
     xq = fake_embed(path, list(ASK["text"]), 256)
-    feats = model._with_centroids(xq, ASK["rule"], model.centroids, None)[:, -4:]
+    feats = head._features(xq, ASK["rule"], model.recipe.encoders[0].rule_vectors(ASK["rule"]))[:, -4:]
     spam = TRAIN[(TRAIN["rule"] == SPAM) & (TRAIN["label"] == 1)]
     centre = fake_embed(path, list(spam["text"]), 256).mean(axis=0)
     want = xq[1] @ centre / np.linalg.norm(xq[1]) / np.linalg.norm(centre)
@@ -134,8 +141,9 @@ def test_centroid_model_predicts_from_its_stored_centroids_after_a_round_trip(mo
     loaded = HybridRuleModel.load(tmp_path, cfg)
     np.testing.assert_array_equal(loaded.predict(ASK), want_p)
     # the scores come from the stored sums: swapping a rule's centroids changes that rule's scores only
-    pos, neg = loaded.centroids.sums[LEGAL]
-    loaded.centroids.sums[LEGAL] = (neg, pos)
+    sums = loaded.recipe.heads[0].centroids.sums
+    pos, neg = sums[LEGAL]
+    sums[LEGAL] = (neg, pos)
     moved = loaded.predict(ASK) != want_p
     assert moved[(ASK["rule"] == LEGAL).to_numpy()].all() and not moved[(ASK["rule"] == SPAM).to_numpy()].any()
 
@@ -144,19 +152,20 @@ def test_centroid_model_predicts_from_its_stored_centroids_after_a_round_trip(mo
 def test_default_recipe_keys_change_no_prediction(monkeypatch, overrides):
     from .test_hybrid_encoders import fake_embed as named_fake
 
-    monkeypatch.setattr(hybrid, "embed_texts", named_fake)
+    monkeypatch.setattr(encoders, "embed_texts", named_fake)
     cfg = load_config("cpu-hybrid", overrides)
     assert not cfg.centroid_features and cfg.pseudo_share == 0 and cfg.tune_objective == "pairs"
     model = HybridRuleModel(cfg).fit(TRAIN)
     np.testing.assert_array_equal(model.predict(ASK), old_predict(cfg, TRAIN, ASK))
-    assert model.centroids is None and not hasattr(model, "train_rows")
+    assert model.recipe.heads[0].centroids is None and model.recipe.pseudo is None
 
 
 def test_a_two_step_triplet_tune_moves_the_top_layers_and_predicts_after_a_round_trip(tmp_path, no_network):
     cfg = load_config("cpu-triplet", {"max_steps": "2", "batch_size": "4", "negated_rules": "true"})
     model = ContrastiveHybrid(cfg).fit(TRAIN, tmp_path / "work")
     base = load_file(str(ROOT / "weights" / "all-MiniLM-L6-v2" / "model.safetensors"))
-    tuned = load_file(str(model.encoder() / "model.safetensors"))
+    assert model.recipe.tuned and model.recipe.encoders[0].path() == tmp_path / "work" / "encoder"
+    tuned = load_file(str(model.recipe.encoders[0].path() / "model.safetensors"))
 
     def weight(state, layer):
         (k,) = [k for k in state if k.endswith(f"encoder.layer.{layer}.attention.self.query.weight")]
@@ -164,9 +173,10 @@ def test_a_two_step_triplet_tune_moves_the_top_layers_and_predicts_after_a_round
 
     assert np.array_equal(weight(base, 0), weight(tuned, 0))  # freeze_layers 3
     assert not np.array_equal(weight(base, 5), weight(tuned, 5))
-    assert model.embedding.models[SPAM].coef_.shape == (1, 384 + 4)
+    assert model.recipe.heads[0].lr.models[SPAM].coef_.shape == (1, 384 + 4)
     p = model.predict(ASK)
     assert ((p >= 0) & (p <= 1)).all() and len(np.unique(p)) > 1
-    model.save(tmp_path / "run")
+    model.save(tmp_path / "run")  # the tuned encoder is copied in: it was tuned in another folder
+    assert (tmp_path / "run" / "encoder" / "model.safetensors").is_file()
     again = ContrastiveHybrid.load(tmp_path / "run", cfg)
-    np.testing.assert_allclose(again.predict(ASK), p, atol=1e-6)
+    np.testing.assert_array_equal(again.predict(ASK), p)

@@ -140,7 +140,9 @@ def _train(cfg, processed, run_dir: Path, resume: bool = False, processed_dir: P
         len(processed.train),
         run_dir,
     )
-    result = pipeline.fit(cfg, processed.train, run_dir, manifest=processed.manifest, resume=resume)
+    result = pipeline.fit(
+        cfg, processed.train, run_dir, manifest=processed.manifest, resume=resume, unlabelled=processed.test
+    )
     _print_train(result)
     return result
 

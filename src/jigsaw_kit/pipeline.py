@@ -74,11 +74,17 @@ def refuse_unfinished(cfg: Config, run_dir: Path, processed_dir: Path | None = N
 
 
 def fit(
-    cfg: Config, rows: pd.DataFrame, run_dir: Path, manifest: dict | None = None, resume: bool = False
+    cfg: Config,
+    rows: pd.DataFrame,
+    run_dir: Path,
+    manifest: dict | None = None,
+    resume: bool = False,
+    unlabelled: pd.DataFrame | None = None,
 ) -> TrainResult:
     """Fit the config's method on templated labelled rows; save it and its provenance in run_dir.
 
     resume=True continues from the newest complete checkpoint in run_dir (KitError if the method keeps none).
+    unlabelled: the rows that will be predicted (the test rows), for a method that learns from them at fit.
     """
     if rows.empty:
         raise KitError("no labelled rows to train on: check the data folder and use_test_examples.")
@@ -93,7 +99,7 @@ def fit(
         if manifest is not None:
             write_json(run_dir / "data_manifest.json", manifest)
     t0 = time.perf_counter()
-    method = cls(cfg).fit(rows, run_dir, resume_from)
+    method = cls(cfg).fit(rows, run_dir, resume_from, unlabelled=unlabelled)
     if main_process:
         method.save(run_dir)
     dt = time.perf_counter() - t0
@@ -193,7 +199,7 @@ def run(cfg: Config, data_dir: str | Path | None, output: Path, run_dir: Path) -
     refuse_unfinished(cfg, Path(run_dir))
     what = cfg.method if cfg.method != "transformer" else cfg.model
     log.info("training %s (%s) on %d rows -> %s", cfg.name, what, len(processed.train), run_dir)
-    trained = fit(cfg, processed.train, Path(run_dir), manifest=processed.manifest)
+    trained = fit(cfg, processed.train, Path(run_dir), manifest=processed.manifest, unlabelled=processed.test)
     t1 = time.perf_counter()
     preds = predict(Path(run_dir), cfg, processed.test)
     dt = time.perf_counter() - t1

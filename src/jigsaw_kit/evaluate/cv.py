@@ -105,7 +105,7 @@ def run_cv(
                 len(valid),
                 valid["rule"].nunique(),
             )
-            result = fit(cfg, rows, fold_dir)
+            result = fit(cfg, rows, fold_dir, unlabelled=valid)  # the held-out rows: a pseudo-label round's
             preds = predict(fold_dir, cfg, valid)
             oof = valid[["rule", "text", "label"]].assign(prediction=preds, fold=i)
             if fold.part:  # lb-proxy: a text is held out once in each part

@@ -52,8 +52,15 @@ class Method(ABC):
         self.train_info: dict[str, Any] = {}
 
     @abstractmethod
-    def fit(self, rows: pd.DataFrame, work_dir: Path | None = None, resume_from: Path | None = None) -> Method:
-        """Learn from labelled rows; work_dir holds anything large made on the way (checkpoints)."""
+    def fit(
+        self,
+        rows: pd.DataFrame,
+        work_dir: Path | None = None,
+        resume_from: Path | None = None,
+        unlabelled: pd.DataFrame | None = None,
+    ) -> Method:
+        """Learn from labelled rows; work_dir holds anything large made on the way (checkpoints). unlabelled: the
+        rows predict will score, for a method that learns from them at fit (pseudo-labels); others ignore it."""
 
     @abstractmethod
     def predict(self, rows: pd.DataFrame, show_progress: bool = True) -> np.ndarray:

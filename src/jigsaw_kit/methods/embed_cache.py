@@ -9,6 +9,8 @@ sha256 of each text) and `vectors` (float32, exact). Chunks are only ever added,
 and renamed: readers never see a partial one, concurrent writers never clash, duplicate keys are harmless.
 A chunk that cannot be read or does not fit its namespace (vector width, dtype, key layout) is a miss, warned
 once and deleted (it can always be recomputed); a run with a damaged cache gets what `--no-cache` gives.
+<root>/tuned/ holds the tune cache (methods/embedding/tune_cache.py); its folder names are defined here, so that
+`jigsaw-kit cache` reports and clears both.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import hashlib
 import logging
 import os
 import re
+import shutil
 import tempfile
 import uuid
 from collections import Counter
@@ -38,6 +41,9 @@ _TRAINER_STATE = {"optimizer.pt", "scheduler.pt", "training_args.bin"}  # never 
 _NAMESPACE = re.compile(r"[0-9a-f]{32}-L\d+-[A-Za-z0-9_]+")
 _CHUNK = re.compile(r"[0-9a-f]{32}\.npz")
 _TEMP = re.compile(r"\.[0-9a-f]{32}\.npz\.[^/]*\.tmp")
+TUNED = "tuned"  # <root>/tuned/<key[:32]>/: one tuned encoder each (tune_cache.py)
+TUNED_ENTRY = re.compile(r"[0-9a-f]{32}")
+TUNED_TEMP = re.compile(r"\.[0-9a-f]{32}\.[0-9a-f]+\.tmp")
 _OFF = ("0", "off", "false", "no")
 _KEY_DTYPE = np.dtype("S64")  # hex sha256 of each text
 _FINGERPRINTS: dict[tuple, str] = {}
@@ -234,8 +240,19 @@ def prune(root: Path, max_bytes: float | None = None, keep: Path | None = None) 
     return removed
 
 
+def _tree_bytes(folder: Path) -> int:
+    total = 0
+    for f in folder.rglob("*"):
+        try:
+            total += f.stat().st_size if f.is_file() else 0
+        except OSError:
+            continue
+    return total
+
+
 def cache_report(root: Path) -> dict:
-    """{folder, namespaces: {name: {chunks, vectors, bytes}}, total_bytes} of a cache folder."""
+    """{folder, namespaces: {name: {chunks, vectors, bytes}}, tuned: {encoders, bytes}, total_bytes} of a cache
+    folder; `tuned` is the tune cache's share (tune_cache.py)."""
     namespaces = {}
     for ns in _ls(Path(root), _NAMESPACE):
         chunks = vectors = size = 0
@@ -248,12 +265,26 @@ def cache_report(root: Path) -> dict:
             except Exception:  # a report never fails; the next get() deletes bad chunks
                 continue
         namespaces[ns.name] = {"chunks": chunks, "vectors": vectors, "bytes": size}
-    total = sum(n["bytes"] for n in namespaces.values())
-    return {"folder": str(root), "namespaces": namespaces, "total_bytes": total}
+    entries = _ls(Path(root) / TUNED, TUNED_ENTRY)
+    tuned = {"encoders": len(entries), "bytes": sum(_tree_bytes(e) for e in entries)}
+    total = sum(n["bytes"] for n in namespaces.values()) + tuned["bytes"]
+    return {"folder": str(root), "namespaces": namespaces, "tuned": tuned, "total_bytes": total}
+
+
+def _tuned_entries(folder: Path) -> list[Path]:
+    """The tune cache's entries and temp folders in root/tuned; KitError (nothing deleted) on anything else."""
+    if folder.is_symlink() or not folder.is_dir():
+        raise KitError(f"{folder} is not the tune cache's folder; nothing deleted")
+    found = []
+    for f in sorted(folder.iterdir()):
+        if not (f.is_dir() and not f.is_symlink() and (TUNED_ENTRY.fullmatch(f.name) or TUNED_TEMP.fullmatch(f.name))):
+            raise KitError(f"{folder} holds {f.name!r}, which the tune cache did not write; nothing deleted")
+        found.append(f)
+    return found
 
 
 def clear_cache(root: Path) -> int:
-    """Delete every namespace folder and chunk in root; returns bytes removed.
+    """Delete every namespace folder and chunk in root, and the tune cache's entries; returns bytes removed.
 
     Refuses (KitError, nothing deleted) when root holds anything the cache did not write, so a
     mistyped JIGSAW_KIT_CACHE_DIR can never wipe someone's files.
@@ -263,8 +294,11 @@ def clear_cache(root: Path) -> int:
         return 0
     if not root.is_dir():
         raise KitError(f"{root} is not a folder, so it is not an embedding cache; nothing deleted")
-    files = []
+    files, tuned = [], []
     for ns in sorted(root.iterdir()):
+        if ns.name == TUNED:
+            tuned = _tuned_entries(ns)
+            continue
         if not (ns.is_dir() and not ns.is_symlink() and _NAMESPACE.fullmatch(ns.name)):
             raise KitError(f"{root} does not look like an embedding cache ({ns.name!r} is not ours); nothing deleted")
         for f in sorted(ns.iterdir()):
@@ -278,9 +312,12 @@ def clear_cache(root: Path) -> int:
             f.unlink()
         except FileNotFoundError:
             continue
-    for ns in _ls(root, _NAMESPACE):
+    for entry in tuned:
+        removed += _tree_bytes(entry)
+        shutil.rmtree(entry, ignore_errors=True)
+    for ns in [*_ls(root, _NAMESPACE), root / TUNED]:
         try:
             ns.rmdir()
         except OSError:
-            pass  # a writer added a chunk meanwhile: leave it
+            pass  # a writer added a chunk meanwhile (or there is no tune cache): leave it
     return removed

@@ -53,7 +53,13 @@ class TfidfRuleModel(FittedMethod):
     def _lr(self) -> LogisticRegression:
         return LogisticRegression(C=self.cfg.tfidf_c, max_iter=2000, random_state=self.cfg.seed)
 
-    def fit(self, rows: pd.DataFrame, work_dir: Path | None = None, resume_from: Path | None = None) -> TfidfRuleModel:
+    def fit(
+        self,
+        rows: pd.DataFrame,
+        work_dir: Path | None = None,
+        resume_from: Path | None = None,
+        unlabelled: pd.DataFrame | None = None,
+    ) -> TfidfRuleModel:
         x = self._features(rows["text"], fit=True)
         self.rules = RuleRegressions(self._lr, "TF-IDF").fit(x, rows["label"].to_numpy(), rows["rule"])
         return self

@@ -50,7 +50,11 @@ class TransformerMethod(Method):
         self.model_dir: Path | None = None
 
     def fit(
-        self, rows: pd.DataFrame, work_dir: Path | None = None, resume_from: Path | None = None
+        self,
+        rows: pd.DataFrame,
+        work_dir: Path | None = None,
+        resume_from: Path | None = None,
+        unlabelled: pd.DataFrame | None = None,
     ) -> TransformerMethod:
         work_dir = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="jigsaw-kit-"))
         self.log_history, self.train_info = trainer.fine_tune(self.cfg, rows, work_dir, resume_from)
