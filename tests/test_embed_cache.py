@@ -266,7 +266,8 @@ def test_the_size_bound_prunes_the_oldest_chunks(cache_dir, monkeypatch, caplog)
 
 
 def test_cache_report_and_clear_cache(tmp_path, cache_dir):
-    assert cache_report(cache_dir) == {"folder": str(cache_dir), "namespaces": {}, "total_bytes": 0}
+    empty = {"folder": str(cache_dir), "namespaces": {}, "tuned": {"encoders": 0, "bytes": 0}, "total_bytes": 0}
+    assert cache_report(cache_dir) == empty
     assert clear_cache(cache_dir) == 0
     a, b = EmbeddingCache(cache_dir, FP, 32), EmbeddingCache(cache_dir, FP, 64)
     a.put(["x", "y"], fake_vectors(["x", "y"]))

@@ -1,4 +1,4 @@
-"""Recipe B: one round of pseudo-labels on the rows to be predicted, at fit (pseudo.py, pseudo_share), fake embedders."""
+"""Recipe B: one round of pseudo-labels on the rows to be predicted, at fit (pseudo.py, pseudo_share)."""
 
 from __future__ import annotations
 

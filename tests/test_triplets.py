@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from safetensors.numpy import load_file
 
+from jigsaw_kit.core.checkpoints import resolve_model
 from jigsaw_kit.core.config import load_config
 from jigsaw_kit.core.errors import KitError
-from jigsaw_kit.core.checkpoints import resolve_model
 from jigsaw_kit.methods.contrastive import ContrastiveHybrid, recipe_from
 from jigsaw_kit.methods.embedding import encoders
 from jigsaw_kit.methods.embedding.heads import RuleCentroids
