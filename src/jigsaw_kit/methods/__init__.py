@@ -3,7 +3,8 @@
 rulewise.py   one logistic regression per rule over any features (tfidf and hybrid use it)
 tfidf.py      `tfidf-lr`: TF-IDF word + char n-grams, per-rule regressions
 embed.py      frozen-encoder sentence embeddings, cached per text
-hybrid.py     `hybrid`: TF-IDF + embedding regressions, exact lookup (the CPU default)
+hybrid.py     `hybrid`: TF-IDF + embedding regressions, exact lookup; contrastive.py: the same on a tuned encoder
+embedding/    their parts: encoders, the tune (+ its cache), per-rule heads, lookup, pseudo-labels, saved form
 batching.py   length-sorted, token-budget batches (embedding and prediction)
 transformer/  `transformer`: Hugging Face Trainer fine-tune, heads, LoRA, batched prediction
 """
