@@ -519,7 +519,7 @@ def train_final(cfg: Config, processed: Processed, settings: NotebookSettings, p
     from jigsaw_kit.pipeline import fit
 
     run_dir = settings.run_root / "run"
-    result = fit(cfg, processed.train, run_dir, manifest=processed.manifest)
+    result = fit(cfg, processed.train, run_dir, manifest=processed.manifest, unlabelled=processed.test)
     projected = f" (projected {hms(plan.projection.train_s)})" if plan else ""
     print(f"train: {result.rows:,} rows, {hms(result.train_time_s)}{projected}, {result.rows_per_s:,.1f} rows/s")
     return run_dir
