@@ -140,9 +140,8 @@ def _train(cfg, processed, run_dir: Path, resume: bool = False, processed_dir: P
         len(processed.train),
         run_dir,
     )
-    result = pipeline.fit(
-        cfg, processed.train, run_dir, manifest=processed.manifest, resume=resume, unlabelled=processed.test
-    )
+    test = processed.test  # the rows to predict: a pseudo-label round learns from them at fit
+    result = pipeline.fit(cfg, processed.train, run_dir, manifest=processed.manifest, resume=resume, unlabelled=test)
     _print_train(result)
     return result
 
@@ -385,6 +384,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
     print(f"embedding cache {rep['folder']}: {rep['total_bytes'] / 1e6:.1f} MB")
     for name, ns in sorted(rep["namespaces"].items()):
         print(f"  {name}  {ns['vectors']:>8,} vectors  {ns['chunks']:>5} chunks  {ns['bytes'] / 1e6:8.1f} MB")
+    print(f"  tuned/  {rep['tuned']['encoders']} tuned encoders (the tune cache)  {rep['tuned']['bytes'] / 1e6:.1f} MB")
     print("(JIGSAW_KIT_CACHE_DIR moves it, JIGSAW_KIT_CACHE_MAX_GB bounds it, JIGSAW_KIT_EMBED_CACHE=0 or "
           "--no-cache turns it off; `jigsaw-kit cache clear` empties it)")  # fmt: skip
     return 0
