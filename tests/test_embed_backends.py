@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jigsaw_kit.core.config import EMBED_BACKENDS, load_config
+from jigsaw_kit.core.config import load_config
 from jigsaw_kit.core.errors import KitError
 from jigsaw_kit.methods import embed, embed_backends
 from jigsaw_kit.methods.embed_backends import pooling_tag, resolve_backend, usable
 from jigsaw_kit.methods.embed_cache import EmbeddingCache, checkpoint_fingerprint
+from jigsaw_kit.methods.options import EMBED_BACKENDS
 
 ROOT = Path(__file__).resolve().parents[1]
 MINILM = ROOT / "weights" / "all-MiniLM-L6-v2"

@@ -10,9 +10,9 @@ Hugging Face Trainer underneath); the heads are the hybrid's (per-rule logistic 
 tuned embeddings and on TF-IDF, averaged, plus the exact lookup). Few steps and a frozen lower half:
 naive triplet training over-fitted the example pool (README, "Quality").
 
-`tune_objective: triplets` tunes as the public notebook that 3rd, 5th, 9th and 12th place built on: the
+`tune.objective: triplets` tunes as the public notebook that 3rd, 5th, 9th and 12th place built on: the
 rule's own text is the anchor, a violating comment of that rule the positive, a compliant one the
-negative, so the encoder learns what each rule is about; `negated_rules` adds each triplet again,
+negative, so the encoder learns what each rule is about; `tune.negated_rules` adds each triplet again,
 anchored on the rule's negation with the comments swapped (3rd place). Same step budget as pairs.
 """
 
@@ -94,9 +94,9 @@ def rule_triplets(rows: pd.DataFrame, n: int, seed: int, negated: bool = False) 
 
 
 def tune_examples(cfg: Config, rows: pd.DataFrame, n: int) -> dict[str, list]:
-    """The tune's training columns for cfg.tune_objective; a KitError when no rule can give any."""
-    if cfg.tune_objective == "triplets":
-        data = rule_triplets(rows, n, cfg.seed, cfg.negated_rules)
+    """The tune's training columns for cfg.options.tune.objective; a KitError when no rule can give any."""
+    if cfg.options.tune.objective == "triplets":
+        data = rule_triplets(rows, n, cfg.seed, cfg.options.tune.negated_rules)
         need = "a labelled text of each class"
     else:
         data = rule_pairs(rows, n, cfg.seed)
@@ -113,7 +113,7 @@ def _loss(cfg: Config, encoder):
         TripletLoss,
     )
 
-    if cfg.tune_objective == "pairs":
+    if cfg.options.tune.objective == "pairs":
         return CosineSimilarityLoss(encoder)
     # TripletLoss, not MultipleNegativesRankingLoss: with a handful of rules a batch holds each rule's anchor
     # many times, and MNRL would score every other same-rule row's violating comment as a negative of this
@@ -122,7 +122,7 @@ def _loss(cfg: Config, encoder):
 
 
 def tune_encoder(cfg: Config, rows: pd.DataFrame, out_dir: Path, info: dict[str, Any] | None = None) -> Path:
-    """Fine-tune cfg.model on rule pairs or triplets (tune_objective) for cfg.max_steps steps; save it
+    """Fine-tune the options' model on rule pairs or triplets (tune.objective) for tune.steps steps; save it
     (sentence-transformers folder) to out_dir. Runs under methods.guards (deadline, nan loss); `info`, when
     given, receives guards.stop_info (whether the deadline stopped the tune early)."""
     import torch
@@ -131,21 +131,22 @@ def tune_encoder(cfg: Config, rows: pd.DataFrame, out_dir: Path, info: dict[str,
     from sentence_transformers import SentenceTransformerTrainingArguments as Args
 
     set_offline()
-    steps = cfg.max_steps if cfg.max_steps > 0 else 20
-    data = tune_examples(cfg, rows, steps * cfg.batch_size)
+    tune = cfg.options.tune
+    steps = tune.steps
+    data = tune_examples(cfg, rows, steps * tune.batch_size)
     on_gpu = torch.cuda.is_available()
     # local_files_only: sentence-transformers otherwise asks the Hub about the "base model" for its model card
     device = "cuda" if on_gpu else "cpu"
-    encoder = SentenceTransformer(str(resolve_model(cfg.model)), device=device, local_files_only=True)
-    encoder.max_seq_length = cfg.max_length
-    _freeze_lower(encoder, cfg.freeze_layers)
+    encoder = SentenceTransformer(str(resolve_model(cfg.options.model)), device=device, local_files_only=True)
+    encoder.max_seq_length = cfg.options.max_length
+    _freeze_lower(encoder, tune.freeze_layers)
     work = Path(tempfile.mkdtemp(prefix="jigsaw-kit-st-"))
     args = Args(
         output_dir=str(work),
         max_steps=steps,
-        per_device_train_batch_size=cfg.batch_size,
-        learning_rate=cfg.learning_rate,
-        warmup_steps=cfg.warmup_ratio,  # a float in [0, 1) is a ratio of the steps in transformers 5
+        per_device_train_batch_size=tune.batch_size,
+        learning_rate=tune.learning_rate,
+        warmup_steps=tune.warmup_ratio,  # a float in [0, 1) is a ratio of the steps in transformers 5
         seed=cfg.seed,
         save_strategy="no",
         report_to="none",
@@ -156,7 +157,8 @@ def tune_encoder(cfg: Config, rows: pd.DataFrame, out_dir: Path, info: dict[str,
         dataloader_num_workers=0,
     )
     size = len(next(iter(data.values())))
-    log.info("contrastive: tuning %s on %d rule %s, %d steps", Path(cfg.model).name, size, cfg.tune_objective, steps)
+    name = Path(cfg.options.model).name
+    log.info("contrastive: tuning %s on %d rule %s, %d steps", name, size, tune.objective, steps)
     guards = training_guards()
     trainer = SentenceTransformerTrainer(
         model=encoder, args=args, train_dataset=Dataset.from_dict(data), loss=_loss(cfg, encoder), callbacks=guards
@@ -187,8 +189,8 @@ def _freeze_lower(encoder, n: int) -> None:
     layers = getattr(getattr(backbone, "encoder", None), "layer", None)
     if getattr(backbone, "embeddings", None) is None or layers is None:
         raise KitError(
-            f"freeze_layers {n}: {type(backbone).__name__} has no embeddings / encoder.layer to freeze; "
-            "set freeze_layers: 0 for this checkpoint."
+            f"tune.freeze_layers {n}: {type(backbone).__name__} has no embeddings / encoder.layer to freeze; "
+            "set tune.freeze_layers: 0 for this checkpoint."
         )
     for module in [backbone.embeddings, *list(layers)[:n]]:
         for p in module.parameters():
@@ -198,7 +200,7 @@ def _freeze_lower(encoder, n: int) -> None:
 class ContrastiveHybrid(HybridRuleModel):
     name = "contrastive"
     file = "contrastive.joblib"
-    stepped = True  # the encoder tune: max_steps steps
+    stepped = True  # the encoder tune: tune.steps steps (max_steps, its old name, still sets them)
     modules = (*HybridRuleModel.modules, "datasets", "sentence_transformers")  # the tune is a SentenceTransformer's
 
     def __init__(self, cfg: Config) -> None:

@@ -166,17 +166,17 @@ class HybridRuleModel(FittedMethod):
 
     def encoder(self) -> Path:
         """The checkpoint that embeds texts: the config's model, frozen."""
-        return resolve_model(self.cfg.model)
+        return resolve_model(self.cfg.options.model)
 
     def _embed(self, texts: pd.Series, path: Path | None = None) -> np.ndarray:
         path = self.encoder() if path is None else path
-        backend = getattr(self.cfg, "embed_backend", "torch-fp32")  # a run saved before the key existed lacks it
-        return embed_texts(path, list(texts), self.cfg.max_length, self.cfg.predict_token_budget, backend=backend)
+        o = self.cfg.options
+        return embed_texts(path, list(texts), o.max_length, o.predict_token_budget, backend=o.embed_backend)
 
     def _lr(self) -> LogisticRegression | GridLR:
-        if self.cfg.embed_c_grid:
-            return GridLR(self.cfg.embed_c_grid, self.cfg.embed_c, self.cfg.seed)
-        return LogisticRegression(C=self.cfg.embed_c, max_iter=3000, random_state=self.cfg.seed)
+        if self.cfg.options.embed_c_grid:
+            return GridLR(self.cfg.options.embed_c_grid, self.cfg.options.embed_c, self.cfg.seed)
+        return LogisticRegression(C=self.cfg.options.embed_c, max_iter=3000, random_state=self.cfg.seed)
 
     def _with_centroids(
         self,
@@ -198,13 +198,13 @@ class HybridRuleModel(FittedMethod):
     ) -> tuple[RuleRegressions, RuleRegressions | None, RuleCentroids | None]:
         """One encoder's per-rule LR, its kNN when knn_k > 0, its centroids when centroid_features (warn=False:
         the TF-IDF member warns already). The kNN keeps the bare embedding: its cosine metric is for those."""
-        centroids = RuleCentroids(x, y, rules) if self.cfg.centroid_features else None
+        centroids = RuleCentroids(x, y, rules) if self.cfg.options.centroid_features else None
         lr = RuleRegressions(self._lr, "embedding", warn=False)
         lr.fit(self._with_centroids(x, rules, centroids, path, y), y, rules)
-        if self.cfg.knn_k <= 0:
+        if self.cfg.options.knn_k <= 0:
             return lr, None, centroids
         # partial, not a lambda: the factory is pickled with the fitted model
-        knn = RuleRegressions(partial(CappedKnn, self.cfg.knn_k), "kNN", warn=False).fit(x, y, rules)
+        knn = RuleRegressions(partial(CappedKnn, self.cfg.options.knn_k), "kNN", warn=False).fit(x, y, rules)
         return lr, knn, centroids
 
     def _fit_heads(self, rows: pd.DataFrame) -> None:
@@ -213,7 +213,7 @@ class HybridRuleModel(FittedMethod):
         y, rules = rows["label"].to_numpy(), rows["rule"]
         self.embedding, self.knn, self.centroids = self._fit_members(self._embed(rows["text"]), y, rules)
         self.extras: list[Member] = []
-        for name in self.cfg.encoders:
+        for name in self.cfg.options.encoders:
             path = resolve_model(name)
             log.info("hybrid: extra encoder %s (%s)", name, path)
             lr, knn, centroids = self._fit_members(self._embed(rows["text"], path), y, rules, path)
@@ -222,9 +222,9 @@ class HybridRuleModel(FittedMethod):
     def fit(self, rows: pd.DataFrame, work_dir: Path | None = None, resume_from: Path | None = None) -> HybridRuleModel:
         self._fit_heads(rows)
         y = rows["label"].to_numpy()
-        if self.cfg.exact_lookup:
+        if self.cfg.options.exact_lookup:
             self.known = {lookup_key(r, t): int(v) for r, t, v in zip(rows["rule"], rows["text"], y)}
-        if self.cfg.pseudo_share > 0:  # predict refits the heads on these and its pseudo-labelled rows
+        if self.cfg.options.pseudo_share > 0:  # predict refits the heads on these and its pseudo-labelled rows
             self.train_rows = rows[["rule", "text", "label"]].reset_index(drop=True)
         return self
 
@@ -240,7 +240,7 @@ class HybridRuleModel(FittedMethod):
         p = lr.predict(self._with_centroids(x, rules, centroids, path), rules)
         if knn is None:
             return p
-        return (1 - self.cfg.knn_weight) * p + self.cfg.knn_weight * knn.predict(x, rules)
+        return (1 - self.cfg.options.knn_weight) * p + self.cfg.options.knn_weight * knn.predict(x, rules)
 
     @staticmethod
     def _extra_path(member: Member) -> Path:
@@ -264,7 +264,7 @@ class HybridRuleModel(FittedMethod):
         return scores[0] if len(scores) == 1 else np.mean(scores, axis=0)
 
     def _scores(self, rows: pd.DataFrame) -> np.ndarray:
-        w = self.cfg.tfidf_weight
+        w = self.cfg.options.tfidf_weight
         return w * self.tfidf.predict(rows) + (1 - w) * self._embedding_scores(rows)
 
     def pseudo_rows(self, rows: pd.DataFrame, scores: np.ndarray) -> pd.DataFrame:
@@ -279,7 +279,7 @@ class HybridRuleModel(FittedMethod):
         frame = frame[~frame["key"].isin(labelled)].drop_duplicates("key")
         picked = []
         for _, group in frame.groupby("rule", sort=False):
-            k = int(self.cfg.pseudo_share * len(group) + 1e-9)  # the epsilon: 0.1 * 30 must not floor to 2
+            k = int(self.cfg.options.pseudo_share * len(group) + 1e-9)  # the epsilon: 0.1 * 30 must not floor to 2
             if k == 0:
                 continue
             ranked = group.sort_values("score", kind="stable")
@@ -296,7 +296,7 @@ class HybridRuleModel(FittedMethod):
 
     def predict(self, rows: pd.DataFrame, show_progress: bool = True) -> np.ndarray:
         p = self._scores(rows)
-        if self.cfg.pseudo_share > 0:
+        if self.cfg.options.pseudo_share > 0:
             extra = self.pseudo_rows(rows, p)
             log.info("pseudo-labels: %d rows over %d rules", len(extra), extra["rule"].nunique())
             if len(extra):  # else nothing to learn from: the first scores stand
