@@ -35,15 +35,15 @@ class TransformerMethod(Method):
 
     @classmethod
     def imports(cls, cfg: Config) -> tuple[str, ...]:
-        return (*cls.modules, "peft") if cfg.lora_r > 0 else cls.modules
+        return (*cls.modules, "peft") if cfg.options.lora_r > 0 else cls.modules
 
     @classmethod
     def checkpoints(cls, cfg: Config) -> tuple[str, ...]:
-        return (cfg.model,)  # `encoders` attach to the embedding methods only
+        return (cfg.options.model,)  # `encoders` attach to the embedding methods only
 
     @classmethod
     def title(cls, cfg: Config) -> str:
-        return cfg.model
+        return cfg.options.model
 
     def __init__(self, cfg: Config) -> None:
         super().__init__(cfg)
@@ -77,10 +77,11 @@ class TransformerMethod(Method):
         return m
 
     def passes(self, rows: int) -> float:
-        if self.cfg.max_steps <= 0:
-            return self.cfg.epochs
-        rows_per_step = self.cfg.batch_size * self.cfg.grad_accum * int(os.environ.get("WORLD_SIZE", "1"))
-        return self.cfg.max_steps * rows_per_step / max(rows, 1)
+        o = self.cfg.options
+        if o.max_steps <= 0:
+            return o.epochs
+        rows_per_step = o.batch_size * o.grad_accum * int(os.environ.get("WORLD_SIZE", "1"))
+        return o.max_steps * rows_per_step / max(rows, 1)
 
     @classmethod
     def unfinished(cls, run_dir: Path) -> Path | None:
