@@ -54,19 +54,20 @@ def calls(monkeypatch, tmp_path):
 def old_predict(cfg, train: pd.DataFrame, ask: pd.DataFrame, tfidf: TfidfRuleModel | None = None) -> np.ndarray:
     """HybridRuleModel before encoders / knn_k / embed_c_grid, copied inline: the defaults must match it.
     tfidf: an already fitted TF-IDF member (untouched by the change; its fit is the slow part on the sample)."""
-    path = Path(cfg.model) if Path(cfg.model).is_dir() else hybrid.resolve_model(cfg.model)
+    path = Path(cfg.options.model) if Path(cfg.options.model).is_dir() else hybrid.resolve_model(cfg.options.model)
     tfidf = tfidf or TfidfRuleModel(cfg).fit(train)
     y = train["label"].to_numpy()
 
     def lr():
-        return LogisticRegression(C=cfg.embed_c, max_iter=3000, random_state=cfg.seed)
+        return LogisticRegression(C=cfg.options.embed_c, max_iter=3000, random_state=cfg.seed)
 
     emb = RuleRegressions(lr, "embedding", warn=False).fit(
-        fake_embed(path, list(train["text"]), cfg.max_length), y, train["rule"]
+        fake_embed(path, list(train["text"]), cfg.options.max_length), y, train["rule"]
     )
-    known = {lookup_key(r, t): int(v) for r, t, v in zip(train["rule"], train["text"], y)} if cfg.exact_lookup else {}
-    w = cfg.tfidf_weight
-    p = w * tfidf.predict(ask) + (1 - w) * emb.predict(fake_embed(path, list(ask["text"]), cfg.max_length), ask["rule"])
+    o = cfg.options
+    known = {lookup_key(r, t): int(v) for r, t, v in zip(train["rule"], train["text"], y)} if o.exact_lookup else {}
+    w = o.tfidf_weight
+    p = w * tfidf.predict(ask) + (1 - w) * emb.predict(fake_embed(path, list(ask["text"]), o.max_length), ask["rule"])
     if not known:
         return p
     found = np.array([known.get(lookup_key(r, t), -1) for r, t in zip(ask["rule"], ask["text"])])
@@ -89,7 +90,7 @@ ASK = rows(
 @pytest.mark.parametrize("overrides", [{}, {"exact_lookup": "false", "tfidf_weight": "0.3"}])
 def test_defaults_give_the_predictions_of_the_code_before(calls, overrides):
     cfg = load_config("cpu-hybrid", overrides)
-    assert cfg.encoders == [] and cfg.knn_k == 0 and cfg.embed_c_grid == []
+    assert cfg.options.encoders == [] and cfg.options.knn_k == 0 and cfg.options.embed_c_grid == []
     model = HybridRuleModel(cfg).fit(TRAIN)
     np.testing.assert_array_equal(model.predict(ASK), old_predict(cfg, TRAIN, ASK))
     assert set(calls) == {MINILM} and model.knn is None and model.extras == []
@@ -127,7 +128,7 @@ def test_two_encoders_average_their_per_rule_scores(calls):
             TRAIN["rule"],
             fake_embed(name, list(ask["text"]), 256),
             ask["rule"],
-            cfg.embed_c,
+            cfg.options.embed_c,
         )
         for name in (MINILM, MPNET)
     ]
@@ -197,18 +198,19 @@ def test_embed_c_grid_picks_c_by_cv_and_falls_back_for_tiny_rules(calls, monkeyp
 
 def test_list_keys_parse_from_set_and_yaml(tmp_path):
     cfg = load_config("cpu-hybrid", parse_overrides(["encoders=a, b", "embed_c_grid=0.3,1,3", "knn_k=10"]))
-    assert cfg.encoders == ["a", "b"] and cfg.embed_c_grid == [0.3, 1.0, 3.0] and cfg.knn_k == 10
-    assert load_config("cpu-hybrid-ensemble", parse_overrides(["encoders="])).encoders == []
+    o = cfg.options
+    assert o.encoders == ["a", "b"] and o.embed_c_grid == [0.3, 1.0, 3.0] and o.knn_k == 10
+    assert load_config("cpu-hybrid-ensemble", parse_overrides(["encoders="])).options.encoders == []
     p = tmp_path / "c.yaml"
     p.write_text("method: hybrid\nencoders: [x, /abs/y]\nembed_c_grid: [0.5, 2]\n")
     cfg = load_config(str(p))
-    assert cfg.encoders == ["x", "/abs/y"] and cfg.embed_c_grid == [0.5, 2.0]
+    assert cfg.options.encoders == ["x", "/abs/y"] and cfg.options.embed_c_grid == [0.5, 2.0]
     p.write_text("method: hybrid\nencoders: []\nembed_c_grid: '1,10'\n")
-    assert load_config(str(p)).encoders == [] and load_config(str(p)).embed_c_grid == [1.0, 10.0]
+    assert load_config(str(p)).options.encoders == [] and load_config(str(p)).options.embed_c_grid == [1.0, 10.0]
     save_config(load_config("cpu-hybrid"), tmp_path / "saved.yaml")  # a run dir's config.yaml holds the [] defaults
-    assert load_config(str(tmp_path / "saved.yaml")).encoders == []
+    assert load_config(str(tmp_path / "saved.yaml")).options.encoders == []
     with pytest.raises(KitError, match="'lora_target_modules' must be a non-empty list"):
-        load_config("cpu-hybrid", {"lora_target_modules": ""})  # only the keys whose [] means "off" may be empty
+        load_config("cpu-minilm", {"lora_target_modules": ""})  # only the keys whose [] means "off" may be empty
 
 
 @pytest.mark.parametrize(
@@ -232,7 +234,7 @@ def test_invalid_values_name_the_key(overrides, message):
 
 def test_empty_encoder_name_in_a_dataclass_is_refused_by_validate():
     cfg = load_config("cpu-hybrid")
-    cfg.encoders = [""]
+    cfg.options.encoders = [""]
     with pytest.raises(KitError, match="encoders must be non-empty"):
         cfg.validate()
 

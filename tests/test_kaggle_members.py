@@ -114,7 +114,8 @@ def test_the_plan_arguments_reach_the_member_config(tmp_path):
     r.overrides.update({"max_length": 192, "epochs": 1.5})
     args = build_parser().parse_args(kk.member_command(r, tmp_path, python="py")[3:])
     cfg = _config(args)
-    assert (cfg.max_steps, cfg.max_length, cfg.epochs, cfg.learning_rate) == (5, 192, 1.5, 3e-5)
+    o = cfg.options
+    assert (o.max_steps, o.max_length, o.epochs, o.learning_rate) == (5, 192, 1.5, 3e-5)
 
 
 def _member_submission(run: kk.MemberRun, ids: list[int], values: list[float]) -> None:
@@ -168,9 +169,9 @@ def test_base_encoder_is_found_only_by_its_own_marker(tmp_path):
     settings = kk.NotebookSettings.from_env(members=kk.DEFAULT_MEMBERS, env={"JIGSAW_KIT_KAGGLE_INPUT": str(tmp_path)})
     ft, hybrid = (kk.member_config(m, settings, e) for m in settings.members)
     assert ft.model == str(e) and hybrid.model == str(d)  # the hybrid keeps MiniLM (its regressions are tuned on it)
-    assert kk.member_config(settings.members[0], settings, None).model == str(d)
+    assert kk.member_config(settings.members[0], settings, None).options.model == str(d)
     own = kk.parse_members([("kaggle-t4", {"model": str(d)})])[0]
-    assert kk.member_config(own, settings, e).model == str(d)  # an explicit model wins
+    assert kk.member_config(own, settings, e).options.model == str(d)  # an explicit model wins
 
 
 def test_the_safety_net_stands_only_until_a_blended_member_finishes(tmp_path, capsys):

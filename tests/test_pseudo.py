@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -109,7 +107,7 @@ def test_pseudo_share_0_changes_no_prediction(monkeypatch, overrides):
 
     monkeypatch.setattr(hybrid, "embed_texts", named_fake)
     cfg = load_config("cpu-hybrid", overrides)
-    assert cfg.pseudo_share == 0
+    assert cfg.options.pseudo_share == 0
     model = HybridRuleModel(cfg).fit(TRAIN)
     np.testing.assert_array_equal(model.predict(ASK), old_predict(cfg, TRAIN, ASK))
     assert not hasattr(model, "train_rows")
@@ -117,8 +115,8 @@ def test_pseudo_share_0_changes_no_prediction(monkeypatch, overrides):
 
 def test_cpu_hybrid_pseudo_is_cpu_hybrid_with_a_share():
     cfg, base = load_config("cpu-hybrid-pseudo"), load_config("cpu-hybrid")
-    diff = {k for k, v in dataclasses.asdict(cfg).items() if dataclasses.asdict(base)[k] != v}
-    assert diff == {"name", "pseudo_share"} and cfg.pseudo_share == 0.1
+    diff = {k for k, v in cfg.flat().items() if base.flat()[k] != v}
+    assert diff == {"name", "pseudo_share"} and cfg.options.pseudo_share == 0.1
 
 
 @pytest.mark.parametrize(

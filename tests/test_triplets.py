@@ -63,7 +63,7 @@ def test_negated_copies_swap_positive_and_negative():
 
 def test_tune_examples_follow_the_objective_and_pairs_stay_as_before():
     cfg = load_config("cpu-contrastive")
-    assert cfg.tune_objective == "pairs" and cfg.negated_rules is False
+    assert cfg.options.tune.objective == "pairs" and cfg.options.tune.negated_rules is False
     assert tune_examples(cfg, TOY, 640) == rule_pairs(TOY, 640, cfg.seed)  # the default tune is unchanged
     trip = load_config("cpu-triplet")
     assert tune_examples(trip, TOY, 640) == rule_triplets(TOY, 640, trip.seed)
@@ -119,7 +119,7 @@ def test_centroid_model_predicts_from_its_stored_centroids_after_a_round_trip(mo
     cfg = load_config("cpu-hybrid", {"centroid_features": "true", "exact_lookup": "false"})
     model = HybridRuleModel(cfg).fit(TRAIN)
     assert model.embedding.models[SPAM].coef_.shape == (1, 9 + 4)  # the embedding and the 4 features
-    path = hybrid.resolve_model(cfg.model)
+    path = hybrid.resolve_model(cfg.options.model)
     xq = fake_embed(path, list(ASK["text"]), 256)
     feats = model._with_centroids(xq, ASK["rule"], model.centroids, None)[:, -4:]
     spam = TRAIN[(TRAIN["rule"] == SPAM) & (TRAIN["label"] == 1)]
@@ -146,7 +146,7 @@ def test_default_recipe_keys_change_no_prediction(monkeypatch, overrides):
 
     monkeypatch.setattr(hybrid, "embed_texts", named_fake)
     cfg = load_config("cpu-hybrid", overrides)
-    assert not cfg.centroid_features and cfg.pseudo_share == 0 and cfg.tune_objective == "pairs"
+    assert not cfg.options.centroid_features and cfg.options.pseudo_share == 0 and cfg.options.tune.objective == "pairs"
     model = HybridRuleModel(cfg).fit(TRAIN)
     np.testing.assert_array_equal(model.predict(ASK), old_predict(cfg, TRAIN, ASK))
     assert model.centroids is None and not hasattr(model, "train_rows")

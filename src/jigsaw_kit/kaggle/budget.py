@@ -348,20 +348,19 @@ def workload(
 ) -> Workload:
     """What the trainer sees: training_rows deduplicated, of which test_example_rows (labelled only by the test
     file's examples) are repeated cfg.upsample_test_examples times in all, as data/prep.upsample_test_examples does."""
-    up = max(1, cfg.upsample_test_examples)
+    o = cfg.options
+    up = max(1, o.upsample_test_examples)
     return Workload(
         training_rows=training_rows + (up - 1) * test_example_rows,
         test_rows=test_rows,
-        epochs=cfg.epochs,
-        max_length=cfg.max_length,
-        rows_per_step=cfg.batch_size * cfg.grad_accum * devices,
-        max_steps=cfg.max_steps,
+        epochs=o.epochs,
+        max_length=o.max_length,
+        rows_per_step=o.batch_size * o.grad_accum * devices,
+        max_steps=o.max_steps,
         upsample=up,
     )
 
 
 def apply_plan(cfg: Config, plan: Plan) -> Config:
     """The config with the plan's epochs / max_length / max_steps, validated."""
-    new = dataclasses.replace(cfg, epochs=plan.epochs, max_length=plan.max_length, max_steps=plan.max_steps)
-    new.validate()
-    return new
+    return cfg.override({"epochs": plan.epochs, "max_length": plan.max_length, "max_steps": plan.max_steps})

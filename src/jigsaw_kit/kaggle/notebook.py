@@ -305,25 +305,27 @@ def member_config(member: Member, settings: NotebookSettings, base_encoder: Path
     from jigsaw_kit.core.config import load_config
 
     overrides = dict(member.overrides)
-    if settings.max_steps is not None:
-        overrides["max_steps"] = settings.max_steps
     cfg = load_config(member.config, overrides)
+    if settings.max_steps is not None and method_class(cfg.method).stepped:  # only these have steps to cut
+        overrides["max_steps"] = settings.max_steps
+        cfg = load_config(member.config, overrides)
     if cfg.method == "transformer" and base_encoder is not None and "model" not in member.overrides:
-        if cfg.model == DEFAULT_MODEL:
+        if cfg.options.model == DEFAULT_MODEL:
             return load_config(member.config, {**overrides, "model": str(base_encoder)})
-    if method_class(cfg.method).uses_model and not Path(cfg.model).is_dir():
-        model_dir = find_model_dir(settings.input_root, cfg.model)
+    if method_class(cfg.method).uses_model and not Path(cfg.options.model).is_dir():
+        model_dir = find_model_dir(settings.input_root, cfg.options.model)
         cfg = load_config(member.config, {**overrides, "model": str(model_dir)})
-    if method_class(cfg.method).uses_model and any(not Path(e).is_dir() for e in cfg.encoders):
+    extra_encoders = getattr(cfg.options, "encoders", [])  # the embedding methods' option
+    if method_class(cfg.method).uses_model and any(not Path(e).is_dir() for e in extra_encoders):
         found = attached_models(settings.input_root)
         encoders = []
-        for e in cfg.encoders:
+        for e in extra_encoders:
             d = Path(e) if Path(e).is_dir() else _named(found, e)
             if d is None:  # no only-one fallback: that one is the main model's
                 fix = f"attach {MODEL_DATASET_PREFIX}{slug(e)} (`jigsaw-kit bundle --model weights/{e}`)"
                 raise KitError(f"no attached model dataset for encoder {e!r} under {settings.input_root}: {fix}.")
             encoders.append(str(d))
-        cfg = load_config(member.config, {**overrides, "model": cfg.model, "encoders": encoders})
+        cfg = load_config(member.config, {**overrides, "model": cfg.options.model, "encoders": encoders})
     return cfg
 
 
@@ -359,8 +361,12 @@ def load_data(settings: NotebookSettings) -> tuple[Config, Processed]:
         cfg = member_config(lead, settings, find_base_encoder(settings.input_root))
     except KitError:  # building the rows needs no checkpoint; the plan stage says what is missing (or drops it)
         cfg = load_config(lead.config, lead.overrides)
-    print(f"config {cfg.name}: model {cfg.model}, epochs {cfg.epochs:g}, max_steps {cfg.max_steps}, "
-          f"max_length {cfg.max_length}, batch {cfg.batch_size}x{cfg.grad_accum}")  # fmt: skip
+    o = cfg.options
+    if cfg.method == "transformer":
+        print(f"config {cfg.name}: model {o.model}, epochs {o.epochs:g}, max_steps {o.max_steps}, "
+              f"max_length {o.max_length}, batch {o.batch_size}x{o.grad_accum}")  # fmt: skip
+    else:  # a lead without a fine-tune: only the rows' template matters here
+        print(f"config {cfg.name}: method {cfg.method}, template {cfg.template}")
     processed = pipeline.build(cfg, kaggle_root=settings.input_root)
     dataset.save(processed, settings.run_root / "processed")
     c = processed.manifest["counts"]
@@ -377,7 +383,7 @@ def token_lengths(cfg: Config, rows: pd.DataFrame, limit: int = 4096, seed: int 
     from jigsaw_kit.core.checkpoints import load_tokenizer, resolve_model
 
     sample = rows.sample(n=min(limit, len(rows)), random_state=seed) if len(rows) > limit else rows
-    tok = load_tokenizer(resolve_model(cfg.model))
+    tok = load_tokenizer(resolve_model(cfg.options.model))
     cap = getattr(tok, "model_max_length", 512)
     cap = cap if cap and cap < 100_000 else 512
     b = sample["input_b"].tolist()
@@ -402,11 +408,11 @@ def probe_throughput(cfg: Config, processed: Processed, work_dir: Path, steps: i
     cuda = torch.cuda.is_available()
     if cuda:
         torch.cuda.reset_peak_memory_stats()
-    probe_cfg = dataclasses.replace(cfg, max_steps=steps, logging_steps=max(1, steps), save_steps=0)
+    probe_cfg = cfg.override({"max_steps": steps, "logging_steps": max(1, steps), "save_steps": 0})
     result = fit(probe_cfg, processed.train, work_dir)
     runtime = next((h["train_runtime"] for h in reversed(result.log_history) if "train_runtime" in h), None)
     runtime = float(runtime) if runtime else result.train_time_s
-    train_rate = steps * cfg.batch_size * cfg.grad_accum / runtime
+    train_rate = steps * cfg.options.batch_size * cfg.options.grad_accum / runtime
     cols = ["rule", "text", "input_a", "input_b"]
     sample = pd.concat([processed.test[cols], processed.train[cols]], ignore_index=True).head(predict_rows)
     model = methods.load(work_dir, probe_cfg)
@@ -418,7 +424,7 @@ def probe_throughput(cfg: Config, processed: Processed, work_dir: Path, steps: i
     return Throughput(
         train_rate,
         predict_rate,
-        cfg.max_length,
+        cfg.options.max_length,
         f"measured here over {steps} training step{'s' if steps != 1 else ''}, {len(sample)} rows predicted",
         int(torch.cuda.max_memory_allocated()) if cuda else None,
     )

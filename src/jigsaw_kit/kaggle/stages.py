@@ -15,7 +15,6 @@ interactive runs the same failure fails the notebook, so the user sees it before
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -87,9 +86,8 @@ def verify_inputs(cfg: Config) -> None:
     from jigsaw_kit.core.checkpoints import resolve_model, verify_checkpoint
 
     pipeline.check_inputs(cfg)
-    if method_class(cfg.method).uses_model:
-        for name in dict.fromkeys([cfg.model, *cfg.encoders]):
-            verify_checkpoint(resolve_model(name), deep=True)
+    for name in method_class(cfg.method).checkpoints(cfg):
+        verify_checkpoint(resolve_model(name), deep=True)
 
 
 def _shown(model: Path) -> str:
@@ -194,15 +192,16 @@ def plan_members(settings: NotebookSettings, processed: Processed, gpus: list[st
         cls = method_class(cfg.method)
         if settings.max_steps is not None and cls.stepped:  # a smoke run cuts every method's training steps
             overrides["max_steps"] = settings.max_steps
-        model = Path(cfg.model) if cls.uses_model else None
+        model = Path(cfg.options.model) if cls.uses_model else None
         cpu = ""
-        if not gpus and cfg.precision == "fp16":  # else a certain crash: slow on the CPU beats no member at all
+        precision = getattr(cfg.options, "precision", None)  # a fine-tune's option
+        if not gpus and precision == "fp16":  # else a certain crash: slow on the CPU beats no member at all
             overrides["precision"] = "auto"
-            cfg = dataclasses.replace(cfg, precision="auto")
+            cfg = cfg.override({"precision": "auto"})
             cpu = "; no GPU seen, so precision auto (fp32) instead of fp16"
-        elif gpus and settings.bf16 and cfg.precision == "fp16":  # fp16 is for the T4; bf16 does not overflow
+        elif gpus and settings.bf16 and precision == "fp16":  # fp16 is for the T4; bf16 does not overflow
             overrides["precision"] = "bf16"
-            cfg = dataclasses.replace(cfg, precision="bf16")
+            cfg = cfg.override({"precision": "bf16"})
             cpu = "; every GPU runs fast bf16 (sm_80+), so bf16 instead of fp16"
         run = MemberRun(m, cfg.method, dev, model, overrides, settings.run_root / m.name, first=first, blend=blend)
         if ddp > 1 and cls.gpu == "needs":
@@ -212,7 +211,7 @@ def plan_members(settings: NotebookSettings, processed: Processed, gpus: list[st
         if cfg.method != "transformer":
             run.note = f"method {cfg.method}: no epochs to budget (each text is embedded or vectorised once)"
             if cls.stepped:  # a short, fixed number of steps (the contrastive method's encoder tune)
-                steps = int(overrides.get("max_steps", cfg.max_steps))
+                steps = int(overrides.get("max_steps", cfg.options.tune.steps))
                 if preview:
                     steps = min(settings.preview_steps, steps)
                     overrides["max_steps"] = steps
@@ -227,7 +226,7 @@ def plan_members(settings: NotebookSettings, processed: Processed, gpus: list[st
             run.note = f"fine-tune {_shown(model)}: PREVIEW, {steps} training steps, no probe{cpu}"
         else:
             run.note = cpu  # _budget puts the projection in front
-            print(f"--- {m.name}: probe on this GPU ({cfg.model})")
+            print(f"--- {m.name}: probe on this GPU ({cfg.options.model})")
             same = {"template": cfg.template, "use_test_examples": cfg.use_test_examples}
             try:
                 data = processed
@@ -275,15 +274,16 @@ def _budget(
         totals = report_plan(data, settings, c.work, shared(c.tp, k), list(c.lengths or ()) or None, plan, overhead)
         planned = apply_plan(cfg, plan)
         for key in ("epochs", "max_length", "max_steps"):
-            if getattr(planned, key) != getattr(cfg, key):
-                run.overrides[key] = getattr(planned, key)
+            if getattr(planned.options, key) != getattr(cfg.options, key):
+                run.overrides[key] = getattr(planned.options, key)
         parts = [f"this data {hms(plan.projection.total_s)}"] + [f"{label} {hms(t)}" for label, t in totals[1:]]
         cuts = f"; cuts: {', '.join(plan.changes)}" if plan.changes else ""
         run.after = waits.get(c.name)
         run.predict_s = plan.projection.predict_s
         peak = f"; probe peak {c.tp.peak_gpu_bytes / 2**30:.1f} GiB" if c.tp.peak_gpu_bytes else ""
         queued = f"; starts after {run.after} (both would not fit GPU {c.device}'s memory)" if run.after else ""
-        run.note = f"fine-tune {_shown(Path(cfg.model))}: projected {'; '.join(parts)}{cuts}{peak}{queued}{run.note}"
+        shown = _shown(Path(cfg.options.model))
+        run.note = f"fine-tune {shown}: projected {'; '.join(parts)}{cuts}{peak}{queued}{run.note}"
 
 
 def _weighed(r: MemberRun) -> str:
