@@ -272,3 +272,17 @@ def test_loading_a_config_imports_nothing_heavy():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_every_set_key_the_docs_show_belongs_to_a_method():
+    import re
+
+    from jigsaw_kit.core.config import OPTIONS, options_class
+
+    from .conftest import ROOT
+
+    known = {*COMMON, *(k for m in OPTIONS for k in [*options_class(m).keys(), *options_class(m).LEGACY])}
+    docs = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    shown = {k for p in docs for k in re.findall(r"--set ([A-Za-z_.]+)=", p.read_text(encoding="utf-8"))}
+    assert "tune.steps" in shown and "knn_k" in shown  # the pattern finds them
+    assert shown - {"key", "k"} <= known, shown - known
