@@ -168,7 +168,8 @@ def test_base_encoder_is_found_only_by_its_own_marker(tmp_path):
     assert kk.find_base_encoder(tmp_path) == e
     settings = kk.NotebookSettings.from_env(members=kk.DEFAULT_MEMBERS, env={"JIGSAW_KIT_KAGGLE_INPUT": str(tmp_path)})
     ft, hybrid = (kk.member_config(m, settings, e) for m in settings.members)
-    assert ft.model == str(e) and hybrid.model == str(d)  # the hybrid keeps MiniLM (its regressions are tuned on it)
+    # the hybrid keeps MiniLM (its regressions are tuned on it)
+    assert ft.options.model == str(e) and hybrid.options.model == str(d)
     assert kk.member_config(settings.members[0], settings, None).options.model == str(d)
     own = kk.parse_members([("kaggle-t4", {"model": str(d)})])[0]
     assert kk.member_config(own, settings, e).options.model == str(d)  # an explicit model wins

@@ -1,5 +1,6 @@
 """`method: transformer`: fine-tune any local checkpoint with the Hugging Face Trainer (trainer.py),
-predict in length-sorted token-budget batches (predict.py), heads and LoRA by config (modeling.py).
+predict in length-sorted token-budget batches (predict.py), heads (heads.py, yes_no.py) and LoRA
+(modeling.py) by its options (options.py).
 
     jigsaw-kit run --data-dir DIR --config cpu-minilm --output submission.csv
     torchrun --nproc_per_node=2 -m jigsaw_kit.cli train --processed data/processed --config kaggle-t4

@@ -88,7 +88,8 @@ def predict_batches(
 
     pad_to pads every batch to that length (the naive recipe the bench compares against);
     None pads each batch to its longest row. On CUDA out-of-memory the batch is split in two and
-    retried; later batches larger than the half that fitted are split before they run.
+    retried; later batches larger than the half that fitted are split before they run. One function
+    (~75 lines): the queue, the cap and the out-of-memory retry share their state within the loop.
     """
     import torch
 
