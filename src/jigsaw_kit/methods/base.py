@@ -83,6 +83,31 @@ class Method(ABC):
         """How logs and tables name a run of this config: the method, or for a fine-tune the checkpoint it tunes."""
         return cfg.method
 
+    # What the Kaggle plan asks instead of a method's name or keys; overrides are `--set` pairs, as a member's
+    # `jigsaw-kit run` process receives them.
+    @classmethod
+    def step_cap(cls, cfg: Config, steps: int) -> dict[str, Any]:
+        """Overrides that stop a run of this config's training after `steps` optimizer steps (a smoke run, the
+        Kaggle preview); {} for a method that trains no steps."""
+        return {}
+
+    @classmethod
+    def tune_steps(cls, cfg: Config) -> int:
+        """Optimizer steps of a short, fixed tune that fit runs before its single pass (what the plan's note
+        says); 0: none. A fine-tune's steps are the budget's business, not this."""
+        return 0
+
+    @classmethod
+    def device_overrides(cls, cfg: Config, gpu: bool, bf16: bool) -> tuple[dict[str, Any], str]:
+        """(overrides, why) the device imposes on this config: gpu, whether the run gets one; bf16, whether
+        every GPU has fast bf16 (sm_80+). ({}, "") when the config runs there as it is."""
+        return {}, ""
+
+    @classmethod
+    def trial(cls, cfg: Config, steps: int) -> Config:
+        """This config cut to a timed trial of `steps` optimizer steps that keeps no checkpoint (the probe)."""
+        return dataclasses.replace(cfg, **cls.step_cap(cfg, steps))
+
     def passes(self, rows: int) -> float:
         """How many times fit went over the rows (epochs); 1 for methods fitted in one pass."""
         return 1.0

@@ -205,6 +205,14 @@ class ContrastiveHybrid(HybridRuleModel):
         super().__init__(cfg)
         self.encoder_dir: Path | None = None
 
+    @classmethod
+    def step_cap(cls, cfg: Config, steps: int) -> dict[str, Any]:
+        return {"max_steps": steps}
+
+    @classmethod
+    def tune_steps(cls, cfg: Config) -> int:
+        return cfg.max_steps if cfg.max_steps > 0 else 20  # as tune_encoder
+
     def encoder(self) -> Path:
         if self.encoder_dir is None:
             raise KitError("the contrastive method is not fitted: its tuned encoder is missing.")
