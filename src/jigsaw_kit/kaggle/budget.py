@@ -362,6 +362,12 @@ def workload(
 
 def apply_plan(cfg: Config, plan: Plan) -> Config:
     """The config with the plan's epochs / max_length / max_steps, validated."""
-    new = dataclasses.replace(cfg, epochs=plan.epochs, max_length=plan.max_length, max_steps=plan.max_steps)
+    new = dataclasses.replace(cfg, **plan_overrides(cfg, plan))
     new.validate()
     return new
+
+
+def plan_overrides(cfg: Config, plan: Plan) -> dict[str, Any]:
+    """The plan's cuts as `--set` overrides for the member's process: the keys workload() reads, where they change."""
+    planned = {"epochs": plan.epochs, "max_length": plan.max_length, "max_steps": plan.max_steps}
+    return {k: v for k, v in planned.items() if getattr(cfg, k) != v}
