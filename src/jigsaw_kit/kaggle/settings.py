@@ -75,7 +75,8 @@ class NotebookSettings:
         """members (the notebook's MEMBERS: a list, or "auto" for one member per attached checkpoint) or one
         config + overrides; JIGSAW_KIT_CONFIG (one member) or JIGSAW_KIT_MEMBERS ("cfg[:weight],..." or "auto")
         replace them. stack: the install cell's import check ({module: None or why it failed}); safety_net_s: how
-        long the first cell's TF-IDF took (the fast member runs the same recipe on the same data)."""
+        long the first cell's TF-IDF took (the fast member runs the same recipe on the same data). Long because it
+        reads every JIGSAW_KIT_* variable in one place, next to the field it sets."""
         env = os.environ if env is None else env
         steps = env.get("JIGSAW_KIT_MAX_STEPS", "").strip()
         input_root = Path(env.get("JIGSAW_KIT_KAGGLE_INPUT", "").strip() or "/kaggle/input")
