@@ -24,6 +24,7 @@ from jigsaw_kit.core.errors import KitError
 from jigsaw_kit.kaggle import evidence
 from jigsaw_kit.kaggle.attached import BASE_ENCODER, attached_for, find_base_encoder, member_overrides
 from jigsaw_kit.kaggle.budget import (
+    FULL_TEST_ROWS,
     Contender,
     choose_within_budget,
     ddp_speed,
@@ -170,12 +171,12 @@ def _with_fast_member(ok: list[Checked], settings: NotebookSettings) -> list[Che
     if i is not None:
         return [ok[i]._replace(first=True)] + [c for j, c in enumerate(ok) if j != i]
     name = fast if all(c.member.name != fast for c in ok) else f"{fast}-safety-net"
-    net = Member(name, fast, {}, 1.0, fast)
+    cfg = load_config(fast)
     try:
-        found = attached_for(load_config(fast), settings)
+        found = attached_for(cfg, settings)
     except KitError:  # not checked, as a member is: its process says what is missing
         found = {}
-    return [Checked(net, load_config(fast), {}, found, first=True, blend=False), *ok]
+    return [Checked(Member(name, fast, {}, 1.0, fast), cfg, {}, found, first=True, blend=False), *ok]
 
 
 def process_config(run: MemberRun) -> Config:
@@ -214,7 +215,7 @@ def _one_pass_note(run: MemberRun, cfg: Config, preview: bool, settings: Noteboo
         note += f", after {steps} encoder-tuning steps" + (" (PREVIEW)" if preview else "")
     entry = evidence.evidence(run.member.evidence_key)
     if entry and not preview:
-        note += f"; at 54,059 rows {entry['projected']}"
+        note += f"; at {FULL_TEST_ROWS:,} rows {entry['projected']}"
     if not run.blend:
         note += "; SAFETY NET: runs first, its submission.csv stands until a blended member finishes"
     run.note = note + run.note
