@@ -50,6 +50,13 @@ OLD_SHIPPED = {
                     "centroid_features": True, "embed_backend": "auto", "freeze_layers": 3,
                     "tune_objective": "triplets"},
     "kaggle-t4": {"epochs": 3.0, "batch_size": 32, "logging_steps": 25, "predict_token_budget": 65536},
+    # kaggle-t4 / kaggle-t4-deberta with discover.ROUND3 (template rule-body-urls, test examples x2, lr 2e-5) as
+    # the notebook's auto members wrote them in code before they became named configs
+    "kaggle-t4-round3": {"epochs": 3.0, "batch_size": 32, "logging_steps": 25, "predict_token_budget": 65536,
+                         "template": "rule-body-urls", "upsample_test_examples": 2, "learning_rate": 2e-05},
+    "kaggle-t4-deberta-round3": {"model": "deberta-v3-base", "epochs": 3.0, "learning_rate": 2e-05,
+                                 "precision": "fp16", "logging_steps": 25, "predict_token_budget": 32768,
+                                 "head": "seq-cls", "template": "rule-body-urls", "upsample_test_examples": 2},
     "kaggle-t4-deberta": {"model": "deberta-v3-base", "epochs": 3.0, "learning_rate": 2e-05, "precision": "fp16",
                           "logging_steps": 25, "predict_token_budget": 32768, "head": "seq-cls"},
     "kaggle-t4-mpnet": {"template": "rule-body-urls", "model": "all-mpnet-base-v2", "learning_rate": 2e-05,

@@ -48,7 +48,7 @@ class TrainResult:
 def check_inputs(cfg: Config) -> None:
     """Resolve and verify every checkpoint the config will load (KitError naming the fix), so that a
     missing or cut-short checkpoint fails before the data is built, not minutes later mid-load."""
-    for name in methods.method_class(cfg.method).checkpoints(cfg):  # none for tfidf-lr: it embeds nothing
+    for name in methods.method_class(cfg.method).checkpoints(cfg):  # none for a method that embeds nothing
         resolve_model(name)
 
 
@@ -189,7 +189,7 @@ def run(cfg: Config, data_dir: str | Path | None, output: Path, run_dir: Path) -
     if main_process:
         dataset.save(processed, Path(run_dir) / "processed")
     refuse_unfinished(cfg, Path(run_dir))
-    what = cfg.method if cfg.method != "transformer" else cfg.options.model
+    what = methods.method_class(cfg.method).title(cfg)
     log.info("training %s (%s) on %d rows -> %s", cfg.name, what, len(processed.train), run_dir)
     trained = fit(cfg, processed.train, Path(run_dir), manifest=processed.manifest)
     t1 = time.perf_counter()

@@ -31,9 +31,6 @@ class Method(ABC):
     resumable: ClassVar[bool] = False  # keeps checkpoints that `train --resume` can continue
     # What the Kaggle notebook plans by, so it never branches on method names:
     uses_model: ClassVar[bool] = True  # embeds with or tunes the options' `model` checkpoint
-    # trains a number of optimizer steps that the key max_steps sets (for contrastive its old name of tune.steps):
-    # a smoke run cuts them
-    stepped: ClassVar[bool] = False
     gpu: ClassVar[str] = "optional"  # "needs" one, "optional" (faster with one), or "none"
     # Fine-tunes `model` for epochs: the Kaggle plan probes it, projects its time and cuts its epochs to the budget,
     # and the notebook may swap in the attached base encoder for the kit's default. False: each text is embedded or
@@ -83,6 +80,31 @@ class Method(ABC):
     def title(cls, cfg: Config) -> str:
         """How logs and tables name a run of this config: the method, or for a fine-tune the checkpoint it tunes."""
         return cfg.method
+
+    # What the Kaggle plan asks instead of a method's name or keys; overrides are `--set` pairs, as a member's
+    # `jigsaw-kit run` process receives them.
+    @classmethod
+    def step_cap(cls, cfg: Config, steps: int) -> dict[str, Any]:
+        """Overrides that stop a run of this config's training after `steps` optimizer steps (a smoke run, the
+        Kaggle preview); {} for a method that trains no steps."""
+        return {}
+
+    @classmethod
+    def tune_steps(cls, cfg: Config) -> int:
+        """Optimizer steps of a short, fixed tune that fit runs before its single pass (what the plan's note
+        says); 0: none. A fine-tune's steps are the budget's business, not this."""
+        return 0
+
+    @classmethod
+    def device_overrides(cls, cfg: Config, gpu: bool, bf16: bool) -> tuple[dict[str, Any], str]:
+        """(overrides, why) the device imposes on this config: gpu, whether the run gets one; bf16, whether
+        every GPU has fast bf16 (sm_80+). ({}, "") when the config runs there as it is."""
+        return {}, ""
+
+    @classmethod
+    def trial(cls, cfg: Config, steps: int) -> Config:
+        """This config cut to a timed trial of `steps` optimizer steps that keeps no checkpoint (the probe)."""
+        return cfg.override(cls.step_cap(cfg, steps))
 
     def passes(self, rows: int) -> float:
         """How many times fit went over the rows (epochs); 1 for methods fitted in one pass."""

@@ -200,12 +200,19 @@ def _freeze_lower(encoder, n: int) -> None:
 class ContrastiveHybrid(HybridRuleModel):
     name = "contrastive"
     file = "contrastive.joblib"
-    stepped = True  # the encoder tune: tune.steps steps (max_steps, its old name, still sets them)
     modules = (*HybridRuleModel.modules, "datasets", "sentence_transformers")  # the tune is a SentenceTransformer's
 
     def __init__(self, cfg: Config) -> None:
         super().__init__(cfg)
         self.encoder_dir: Path | None = None
+
+    @classmethod
+    def step_cap(cls, cfg: Config, steps: int) -> dict[str, Any]:
+        return {"tune.steps": steps}
+
+    @classmethod
+    def tune_steps(cls, cfg: Config) -> int:
+        return cfg.options.tune.steps
 
     def encoder(self) -> Path:
         if self.encoder_dir is None:

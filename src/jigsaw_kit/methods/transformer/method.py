@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,7 +29,6 @@ MODEL = "model"  # the fine-tuned checkpoint inside a run dir
 class TransformerMethod(Method):
     name = "transformer"
     resumable = True
-    stepped = True
     gpu = "needs"
     fine_tunes = True
     modules = (*Method.modules, "datasets", "accelerate")  # the Trainer's dataset and its engine
@@ -45,6 +45,25 @@ class TransformerMethod(Method):
     @classmethod
     def title(cls, cfg: Config) -> str:
         return cfg.options.model
+
+    @classmethod
+    def step_cap(cls, cfg: Config, steps: int) -> dict[str, Any]:
+        return {"max_steps": steps}
+
+    @classmethod
+    def device_overrides(cls, cfg: Config, gpu: bool, bf16: bool) -> tuple[dict[str, Any], str]:
+        if cfg.options.precision != "fp16":
+            return {}, ""
+        if not gpu:  # fp16 on the CPU is a certain crash: slow in fp32 beats no member at all
+            return {"precision": "auto"}, "no GPU seen, so precision auto (fp32) instead of fp16"
+        if bf16:  # fp16 is for the T4; bf16 does not overflow
+            return {"precision": "bf16"}, "every GPU runs fast bf16 (sm_80+), so bf16 instead of fp16"
+        return {}, ""
+
+    @classmethod
+    def trial(cls, cfg: Config, steps: int) -> Config:
+        # logging at the last step gives the Trainer's train_runtime; no checkpoint: the probe's model is thrown away
+        return cfg.override({"max_steps": steps, "logging_steps": max(1, steps), "save_steps": 0})
 
     def __init__(self, cfg: Config) -> None:
         super().__init__(cfg)
