@@ -213,12 +213,12 @@ def test_check_inputs_fails_before_any_data_is_read(ckpt, tmp_path, monkeypatch)
     os.truncate(ckpt / "model.safetensors", 100)
     with pytest.raises(KitError, match="truncated"):
         pipeline.check_inputs(load_config("cpu-hybrid", {"model": str(ckpt)}))
-    baseline = load_config("tfidf-lr", {"model": str(ckpt)})
-    object.__setattr__(baseline, "encoders", [str(ckpt)])
-    pipeline.check_inputs(baseline)  # the baseline embeds nothing: it loads no checkpoint
+    with pytest.raises(KitError, match="model is not an option of method tfidf-lr"):
+        load_config("tfidf-lr", {"model": str(ckpt)})  # the baseline embeds nothing: it has no checkpoint to name
+    pipeline.check_inputs(load_config("tfidf-lr"))
     cfg = load_config("cpu-hybrid", {"model": str(make_checkpoint(tmp_path / "good"))})
     pipeline.check_inputs(cfg)
-    object.__setattr__(cfg, "encoders", [str(ckpt)])  # extra encoders are checked too
+    cfg.options.encoders = [str(ckpt)]  # extra encoders are checked too
     with pytest.raises(KitError, match=f"{ckpt}/model.safetensors is truncated"):
         pipeline.check_inputs(cfg)
 

@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jigsaw_kit.core.config import EMBED_BACKENDS, load_config
+from jigsaw_kit.core.config import load_config
 from jigsaw_kit.core.errors import KitError
 from jigsaw_kit.methods import embed, embed_backends
 from jigsaw_kit.methods.embed_backends import pooling_tag, resolve_backend, usable
 from jigsaw_kit.methods.embed_cache import EmbeddingCache, checkpoint_fingerprint
+from jigsaw_kit.methods.options import EMBED_BACKENDS
 
 ROOT = Path(__file__).resolve().parents[1]
 MINILM = ROOT / "weights" / "all-MiniLM-L6-v2"
@@ -89,11 +90,11 @@ def _old_embed(texts: list[str], max_length: int = 64, token_budget: int = 16384
 
 
 def test_backend_key_is_validated_and_the_default_takes_the_measured_choice():
-    assert load_config("cpu-hybrid").embed_backend == "torch-fp32"
-    assert load_config("cpu-contrastive").embed_backend == "auto"  # the CPU default: bf16 where the units are
+    assert load_config("cpu-hybrid").options.embed_backend == "torch-fp32"
+    assert load_config("cpu-contrastive").options.embed_backend == "auto"  # the CPU default: bf16 where the units are
     assert embed_backends.AUTO_ORDER == ("torch-bf16", "torch-fp32")
     for b in EMBED_BACKENDS:
-        assert load_config("cpu-hybrid", {"embed_backend": b}).embed_backend == b
+        assert load_config("cpu-hybrid", {"embed_backend": b}).options.embed_backend == b
     with pytest.raises(KitError, match="embed_backend must be one of"):
         load_config("cpu-hybrid", {"embed_backend": "onnx-int4"})
     with pytest.raises(KitError, match="embed_backend must be one of"):

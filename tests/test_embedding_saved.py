@@ -44,7 +44,7 @@ def test_a_run_is_a_json_the_heads_and_the_lookup_with_no_training_text_in_them(
     run, cfg = fitted(tmp_path, RICH)
     assert {"recipe.json", "heads.joblib", "lookup.json", "config.yaml"} <= {f.name for f in run.iterdir()}
     meta = json.loads((run / "recipe.json").read_text())
-    assert meta["method"] == "hybrid" and meta["encoders"][0]["checkpoint"] == cfg.model
+    assert meta["method"] == "hybrid" and meta["encoders"][0]["checkpoint"] == cfg.options.model
     assert meta["heads"][0] == {"knn_k": 3, "knn_weight": 0.5, "centroid_features": True}
     assert meta["pseudo_share"] == 0.2 and meta["config"]["knn_k"] == 3
     saved = b"".join(f.read_bytes() for f in run.iterdir() if f.is_file() and f.name != "config.yaml")

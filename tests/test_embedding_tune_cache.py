@@ -18,8 +18,9 @@ import pytest
 from jigsaw_kit.core.errors import KitError
 from jigsaw_kit.methods.embed_cache import cache_report, checkpoint_fingerprint, clear_cache
 from jigsaw_kit.methods.embedding import tune_cache
-from jigsaw_kit.methods.embedding.tune import EncoderTune, TuneOptions
+from jigsaw_kit.methods.embedding.tune import EncoderTune
 from jigsaw_kit.methods.embedding.tune_cache import TuneCache
+from jigsaw_kit.methods.options import TuneOptions
 
 from .conftest import fake_checkpoint
 

@@ -408,7 +408,7 @@ def test_huge_cells_are_cut_and_then_truncated_by_the_tokenizer(tmp_path, monkey
     cfg = load_config("cpu-minilm")
     p = dataset.build(comp, cfg)
     assert p.train["text"].str.len().max() == 20_000 and p.test["rule"].str.len().max() == 2_000
-    tok = load_tokenizer(resolve_model(cfg.model))
+    tok = load_tokenizer(resolve_model(cfg.options.model))
     for rows, labels in ((p.train, True), (p.test, False)):
         ds = tokenize_rows(tok, rows, max_length=64, with_labels=labels)
         assert max(ds["length"]) == 64 and min(ds["length"]) >= 3  # [CLS] rule [SEP] [SEP] at least

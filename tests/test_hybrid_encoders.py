@@ -62,19 +62,20 @@ def old_predict(
 ) -> np.ndarray:
     """HybridRuleModel before encoders / knn_k / embed_c_grid, copied inline: the defaults must match it.
     tfidf: the fitted TF-IDF head's scores of ask (by default the tfidf-lr method's, fitted here)."""
-    path = Path(cfg.model) if Path(cfg.model).is_dir() else resolve_model(cfg.model)
-    tfidf = tfidf or TfidfRuleModel(cfg).fit(train).predict
+    o = cfg.options
+    path = Path(o.model) if Path(o.model).is_dir() else resolve_model(o.model)
+    tfidf = tfidf or TfidfRuleModel(cfg).fit(train).predict  # the hybrid's options hold tfidf-lr's
     y = train["label"].to_numpy()
 
     def lr():
-        return LogisticRegression(C=cfg.embed_c, max_iter=3000, random_state=cfg.seed)
+        return LogisticRegression(C=o.embed_c, max_iter=3000, random_state=cfg.seed)
 
     emb = RuleRegressions(lr, "embedding", warn=False).fit(
-        fake_embed(path, list(train["text"]), cfg.max_length), y, train["rule"]
+        fake_embed(path, list(train["text"]), o.max_length), y, train["rule"]
     )
-    known = {lookup_key(r, t): int(v) for r, t, v in zip(train["rule"], train["text"], y)} if cfg.exact_lookup else {}
-    w = cfg.tfidf_weight
-    p = w * tfidf(ask) + (1 - w) * emb.predict(fake_embed(path, list(ask["text"]), cfg.max_length), ask["rule"])
+    known = {lookup_key(r, t): int(v) for r, t, v in zip(train["rule"], train["text"], y)} if o.exact_lookup else {}
+    w = o.tfidf_weight
+    p = w * tfidf(ask) + (1 - w) * emb.predict(fake_embed(path, list(ask["text"]), o.max_length), ask["rule"])
     if not known:
         return p
     found = np.array([known.get(lookup_key(r, t), -1) for r, t in zip(ask["rule"], ask["text"])])
@@ -97,7 +98,7 @@ ASK = rows(
 @pytest.mark.parametrize("overrides", [{}, {"exact_lookup": "false", "tfidf_weight": "0.3"}])
 def test_defaults_give_the_predictions_of_the_code_before(calls, overrides):
     cfg = load_config("cpu-hybrid", overrides)
-    assert cfg.encoders == [] and cfg.knn_k == 0 and cfg.embed_c_grid == []
+    assert cfg.options.encoders == [] and cfg.options.knn_k == 0 and cfg.options.embed_c_grid == []
     model = HybridRuleModel(cfg).fit(TRAIN)
     np.testing.assert_array_equal(model.predict(ASK), old_predict(cfg, TRAIN, ASK))
     assert set(calls) == {MINILM} and len(model.recipe.encoders) == 1 and model.recipe.heads[0].knn is None
@@ -135,7 +136,7 @@ def test_two_encoders_average_their_per_rule_scores(calls):
             TRAIN["rule"],
             fake_embed(name, list(ask["text"]), 256),
             ask["rule"],
-            cfg.embed_c,
+            cfg.options.embed_c,
         )
         for name in (MINILM, MPNET)
     ]
@@ -229,18 +230,19 @@ def test_embed_c_grid_builds_grid_lrs_and_falls_back_for_tiny_rules(calls, monke
 
 def test_list_keys_parse_from_set_and_yaml(tmp_path):
     cfg = load_config("cpu-hybrid", parse_overrides(["encoders=a, b", "embed_c_grid=0.3,1,3", "knn_k=10"]))
-    assert cfg.encoders == ["a", "b"] and cfg.embed_c_grid == [0.3, 1.0, 3.0] and cfg.knn_k == 10
-    assert load_config("cpu-hybrid-ensemble", parse_overrides(["encoders="])).encoders == []
+    o = cfg.options
+    assert o.encoders == ["a", "b"] and o.embed_c_grid == [0.3, 1.0, 3.0] and o.knn_k == 10
+    assert load_config("cpu-hybrid-ensemble", parse_overrides(["encoders="])).options.encoders == []
     p = tmp_path / "c.yaml"
     p.write_text("method: hybrid\nencoders: [x, /abs/y]\nembed_c_grid: [0.5, 2]\n")
     cfg = load_config(str(p))
-    assert cfg.encoders == ["x", "/abs/y"] and cfg.embed_c_grid == [0.5, 2.0]
+    assert cfg.options.encoders == ["x", "/abs/y"] and cfg.options.embed_c_grid == [0.5, 2.0]
     p.write_text("method: hybrid\nencoders: []\nembed_c_grid: '1,10'\n")
-    assert load_config(str(p)).encoders == [] and load_config(str(p)).embed_c_grid == [1.0, 10.0]
+    assert load_config(str(p)).options.encoders == [] and load_config(str(p)).options.embed_c_grid == [1.0, 10.0]
     save_config(load_config("cpu-hybrid"), tmp_path / "saved.yaml")  # a run dir's config.yaml holds the [] defaults
-    assert load_config(str(tmp_path / "saved.yaml")).encoders == []
+    assert load_config(str(tmp_path / "saved.yaml")).options.encoders == []
     with pytest.raises(KitError, match="'lora_target_modules' must be a non-empty list"):
-        load_config("cpu-hybrid", {"lora_target_modules": ""})  # only the keys whose [] means "off" may be empty
+        load_config("cpu-minilm", {"lora_target_modules": ""})  # only the keys whose [] means "off" may be empty
 
 
 @pytest.mark.parametrize(
@@ -264,7 +266,7 @@ def test_invalid_values_name_the_key(overrides, message):
 
 def test_empty_encoder_name_in_a_dataclass_is_refused_by_validate():
     cfg = load_config("cpu-hybrid")
-    cfg.encoders = [""]
+    cfg.options.encoders = [""]
     with pytest.raises(KitError, match="encoders must be non-empty"):
         cfg.validate()
 

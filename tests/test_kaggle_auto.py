@@ -96,14 +96,14 @@ def test_auto_plan_reads_config_json_never_folder_names(attached):
     )
     assert not any(m.config == "cpu-hybrid" for m in members) and "they join it" in why
     assert plan["kaggle-t4-deberta-qwen-7b"][:3] == (
+        "kaggle-t4-deberta-round3",
+        {"model": str(attached / "models/me/qwen-7b/transformers/default/1")},
         "kaggle-t4-deberta",
-        {"model": str(attached / "models/me/qwen-7b/transformers/default/1"), **discover.ROUND3},
-        "kaggle-t4-deberta",
-    )  # a DeBERTa told by its config.json, whatever its folder says; fine-tuned on the round-3 recipe
-    assert plan["kaggle-t4-plain-bert"][1]["template"] == "rule-body-urls"
+    )  # a DeBERTa told by its config.json, whatever its folder says; fine-tuned on the round-3 recipe, as written
     assert plan["kaggle-t4-qwen-lora-qwen2.5-0.5b"][0] == "kaggle-t4-qwen-lora"
     assert plan["kaggle-t4-qwen-lora-qwen2.5-0.5b"][1]["template"] == "yes-no-chat"  # the family's own chat template
-    assert plan["kaggle-t4-plain-bert"][0] == "kaggle-t4" and plan["kaggle-t4-e5"][0] == "kaggle-t4"
+    assert plan["kaggle-t4-plain-bert"][0] == "kaggle-t4-round3" and plan["kaggle-t4-e5"][0] == "kaggle-t4-round3"
+    assert plan["kaggle-t4-plain-bert"][2] == "kaggle-t4"  # its evidence is kaggle-t4's (evidence.py)
     # fine-tunes ordered strongest evidence first (they take the GPUs round-robin in this order)
     tuned = [m.recipe for m in members if m.config.startswith("kaggle")]
     assert tuned == sorted(tuned, key=evidence.rank) and tuned[0] == "kaggle-t4-qwen-lora"
@@ -249,3 +249,18 @@ def test_the_plan_stage_drops_the_weakest_fine_tune_and_hands_the_cuts_to_the_ot
     assert qwen.overrides == {} and qwen.note.startswith("fine-tune ") and "projected this data 7.5 min" in qwen.note
     out = capsys.readouterr().out
     assert "DROPPED: bert (kaggle-t4, GPU 0): over the budget" in out and "--- qwen: plan" in out
+
+
+# The round-3 recipe as discover wrote it in code before it became the named configs: they must run the same.
+ROUND3 = {"template": "rule-body-urls", "upsample_test_examples": 2, "learning_rate": 2e-5}
+
+
+@pytest.mark.parametrize(
+    "config, base", [("kaggle-t4-round3", "kaggle-t4"), ("kaggle-t4-deberta-round3", "kaggle-t4-deberta")]
+)
+def test_the_round3_configs_are_their_base_config_with_the_leaderboard_recipe(config, base):
+    import dataclasses
+
+    attached = {"model": "/kaggle/input/some-encoder"}
+    cfg = load_config(config, attached)
+    assert dataclasses.replace(cfg, name=base) == load_config(base, {**attached, **ROUND3})

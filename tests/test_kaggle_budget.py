@@ -16,9 +16,9 @@ from jigsaw_kit.core.config import load_config
 from jigsaw_kit.data import dataset
 from jigsaw_kit.data.competition import load_competition
 from jigsaw_kit.data.prep import upsample_test_examples
-from jigsaw_kit.kaggle import members as members_mod
+from jigsaw_kit.kaggle import launch
 from jigsaw_kit.kaggle.budget import PLAN_SHARE, RESERVE_S, workload
-from jigsaw_kit.kaggle.notebook import plan_budget, run_workload
+from jigsaw_kit.kaggle.probe import plan_budget, run_workload
 
 from .conftest import ROOT, SAMPLE, kaggle_tree
 
@@ -58,13 +58,13 @@ def test_members_start_staggered(tmp_path, monkeypatch):
         code = f"import time; open({str(stamps)!r}, 'a').write(f'{{time.time()}}\\n')"
         return [python, "-c", code]
 
-    monkeypatch.setattr(members_mod, "member_command", command)
+    monkeypatch.setattr(launch, "member_command", command)
     runs = [
         kk.MemberRun(kk.Member(n, "tfidf-lr", {}, 1.0), "tfidf-lr", None, None, {}, tmp_path / n) for n in ("a", "b")
     ]
     for r in runs:
         r.run_dir.mkdir()
-    members_mod.run_members(runs, Path(tmp_path), poll_s=0.2, out=lambda s: None, stagger_s=1.0, keep_going=True)
+    launch.run_members(runs, Path(tmp_path), poll_s=0.2, out=lambda s: None, stagger_s=1.0, keep_going=True)
     t = sorted(float(x) for x in stamps.read_text().split())
     assert len(t) == 2 and t[1] - t[0] >= 0.9
 
@@ -95,13 +95,13 @@ def test_a_member_that_waits_starts_when_the_one_before_it_ends(tmp_path, monkey
         )
         return [python, "-c", code]
 
-    monkeypatch.setattr(members_mod, "member_command", command)
+    monkeypatch.setattr(launch, "member_command", command)
     runs = [
         kk.MemberRun(kk.Member(n, "tfidf-lr", {}, 1.0), "tfidf-lr", "0", None, {}, tmp_path / n) for n in ("a", "b")
     ]
     runs[1].after = "a"
     lines: list[str] = []
-    members_mod.run_members(runs, Path(tmp_path), poll_s=0.2, out=lines.append, keep_going=True)
+    launch.run_members(runs, Path(tmp_path), poll_s=0.2, out=lines.append, keep_going=True)
     t = {" ".join(x.split()[:2]): float(x.split()[2]) for x in stamps.read_text().splitlines()}
     assert t["b start"] >= t["a end"] and all(r.status == "done" for r in runs)
     assert any(x.startswith("[b] GPU 0 (after a): $ ") for x in lines)
@@ -124,9 +124,9 @@ def test_the_lone_fine_tune_trains_with_ddp_over_both_gpus(tmp_path):
     runs = {r.member.name: r for r in kk.plan_members(s, processed, ["0", "1"], kk.StageLog(out=lambda x: None))}
     tuned = runs["kaggle-t4"]
     assert (tuned.device, tuned.ddp, tuned.where) == ("0,1", 2, "GPUs 0,1 (DDP)")
-    cmd = members_mod.member_command(tuned, Path("/data"))
+    cmd = launch.member_command(tuned, Path("/data"))
     assert cmd[1:6] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m"]
-    assert members_mod.member_env({}, tuned.device, 2)["CUDA_VISIBLE_DEVICES"] == "0,1"
+    assert launch.member_env({}, tuned.device, 2)["CUDA_VISIBLE_DEVICES"] == "0,1"
     assert runs["cpu-contrastive"].ddp == 1 and runs["tfidf-lr"].device is None
     # two fine-tunes: one GPU each, no DDP
     s, processed = _preview(tmp_path / "two", [("kaggle-t4", {"model": str(bert)}, 1.0)] * 2)
@@ -136,11 +136,11 @@ def test_the_lone_fine_tune_trains_with_ddp_over_both_gpus(tmp_path):
 
 def test_each_member_gets_a_training_deadline_that_leaves_room_to_predict():
     run = kk.MemberRun(kk.Member("a", "kaggle-t4", {}, 1.0), "transformer", "0", None, {}, Path("/x"))
-    assert members_mod.train_deadline(run, None) is None
-    assert members_mod.train_deadline(run, 10_000.0) == 10_000.0 - members_mod.PREDICT_RESERVE_S
+    assert launch.train_deadline(run, None) is None
+    assert launch.train_deadline(run, 10_000.0) == 10_000.0 - launch.PREDICT_RESERVE_S
     run.predict_s = 1_000.0  # twice the projected prediction time when that is longer
-    assert members_mod.train_deadline(run, 10_000.0) == 8_000.0
-    env = members_mod.member_env({}, "0", 2, 8_000.0)
-    assert env["JIGSAW_KIT_TRAIN_DEADLINE"] == "8000" and "JIGSAW_KIT_TRAIN_DEADLINE" not in members_mod.member_env(
+    assert launch.train_deadline(run, 10_000.0) == 8_000.0
+    env = launch.member_env({}, "0", 2, 8_000.0)
+    assert env["JIGSAW_KIT_TRAIN_DEADLINE"] == "8000" and "JIGSAW_KIT_TRAIN_DEADLINE" not in launch.member_env(
         {}, "0", 2
     )

@@ -14,9 +14,16 @@ import pandas as pd
 import pytest
 
 from jigsaw_kit import kaggle as kk
+from jigsaw_kit.core import checkpoints
+from jigsaw_kit.core.checkpoints import ATTACHED_ENV, resolve_model
+from jigsaw_kit.core.config import load_config
 from jigsaw_kit.core.errors import KitError
 from jigsaw_kit.evaluate.blend import blend_submissions
-from jigsaw_kit.kaggle.members import members_from_env, preview_banner, set_args
+from jigsaw_kit.kaggle.attached import attached_for
+from jigsaw_kit.kaggle.launch import set_args
+from jigsaw_kit.kaggle.members import members_from_env, preview_banner
+
+from .conftest import fake_checkpoint
 
 
 def test_members_parse_with_defaults_unique_names_and_checked_weights():
@@ -114,7 +121,8 @@ def test_the_plan_arguments_reach_the_member_config(tmp_path):
     r.overrides.update({"max_length": 192, "epochs": 1.5})
     args = build_parser().parse_args(kk.member_command(r, tmp_path, python="py")[3:])
     cfg = _config(args)
-    assert (cfg.max_steps, cfg.max_length, cfg.epochs, cfg.learning_rate) == (5, 192, 1.5, 3e-5)
+    o = cfg.options
+    assert (o.max_steps, o.max_length, o.epochs, o.learning_rate) == (5, 192, 1.5, 3e-5)
 
 
 def _member_submission(run: kk.MemberRun, ids: list[int], values: list[float]) -> None:
@@ -146,7 +154,7 @@ def test_blend_members_is_the_weighted_rank_blend_checked_and_in_sample_order(tm
 
 
 def test_a_failing_member_fails_loudly_with_its_log_tail(tmp_path, monkeypatch):
-    from jigsaw_kit.kaggle.members import run_members
+    from jigsaw_kit.kaggle.launch import run_members
 
     monkeypatch.setenv("PYTHONPATH", str(Path(kk.__file__).resolve().parents[2]))
     bad = kk.MemberRun(kk.Member("tfidf-lr", "tfidf-lr"), "tfidf-lr", None, None, {}, tmp_path / "jk" / "tfidf-lr")
@@ -166,11 +174,63 @@ def test_base_encoder_is_found_only_by_its_own_marker(tmp_path):
     (e / kk.MODEL_MARKER).write_text(json.dumps({"name": "all-mpnet-base-v2"}))
     assert kk.find_base_encoder(tmp_path) == e
     settings = kk.NotebookSettings.from_env(members=kk.DEFAULT_MEMBERS, env={"JIGSAW_KIT_KAGGLE_INPUT": str(tmp_path)})
-    ft, hybrid = (kk.member_config(m, settings, e) for m in settings.members)
-    assert ft.model == str(e) and hybrid.model == str(d)  # the hybrid keeps MiniLM (its regressions are tuned on it)
-    assert kk.member_config(settings.members[0], settings, None).model == str(d)
+    ft, embedding = (kk.member_config(m, settings, e) for m in settings.members)
+    assert ft.options.model == str(e)  # the fine-tune of the default trains the attached base encoder instead
+    # the embedding member keeps MiniLM (its regressions are tuned on it): its config as written, the name attached
+    assert embedding.options.model == "all-MiniLM-L6-v2"
+    assert attached_for(embedding, settings) == {"all-MiniLM-L6-v2": str(d)}
+    plain = kk.member_config(settings.members[0], settings, None)
+    assert plain.options.model == "all-MiniLM-L6-v2" and attached_for(plain, settings) == {"all-MiniLM-L6-v2": str(d)}
     own = kk.parse_members([("kaggle-t4", {"model": str(d)})])[0]
-    assert kk.member_config(own, settings, e).model == str(d)  # an explicit model wins
+    assert kk.member_config(own, settings, e).options.model == str(d)  # an explicit model wins
+    assert attached_for(kk.member_config(own, settings, e), settings) == {}  # a folder needs no lookup
+
+
+def test_a_name_resolves_to_its_attached_folder_only_where_the_notebook_says(tmp_path, monkeypatch):
+    # The notebook registers {name: attached folder} for its probes and hands the same map to each member process;
+    # anywhere else the name means weights/<name>, and a map from an earlier notebook run must not leak.
+    monkeypatch.setenv("JIGSAW_KIT_WEIGHTS", str(tmp_path / "weights"))
+    monkeypatch.delenv(ATTACHED_ENV, raising=False)
+    d = fake_checkpoint(tmp_path / "input" / "datasets" / "me" / "enc")
+    with pytest.raises(KitError, match="no checkpoint at"):
+        resolve_model("my-encoder")
+    with checkpoints.attached({"my-encoder": d}):
+        assert resolve_model("my-encoder") == d
+    with pytest.raises(KitError, match="no checkpoint at"):
+        resolve_model("my-encoder")  # the block is over
+    run = _run(tmp_path)
+    run.attached = {"my-encoder": str(d)}
+    env = kk.member_env({}, None, 1, attached=run.attached)
+    monkeypatch.setenv(ATTACHED_ENV, env[ATTACHED_ENV])
+    assert resolve_model("my-encoder") == d  # what the member's `jigsaw-kit run` sees
+    monkeypatch.setenv(ATTACHED_ENV, "not json")
+    with pytest.raises(KitError, match=f"{ATTACHED_ENV} must be a JSON object"):
+        resolve_model("my-encoder")
+
+
+@pytest.mark.parametrize(
+    "config, gpus, bf16, told, note",
+    [
+        ("kaggle-t4-deberta", [], False, {"precision": "auto"}, "no GPU seen, so precision auto (fp32)"),
+        ("kaggle-t4-deberta", ["0"], True, {"precision": "bf16"}, "so bf16 instead of fp16"),
+        ("kaggle-t4-deberta", ["0"], False, {}, ""),  # a T4: fp16 as written
+        ("kaggle-t4", [], False, {}, ""),  # precision auto already picks fp32 on the CPU
+        ("cpu-contrastive", [], False, {}, ""),
+    ],
+)
+def test_the_device_s_overrides_come_from_the_method(tmp_path, config, gpus, bf16, told, note):
+    from jigsaw_kit.kaggle.stages import Checked, _member_run, process_config
+
+    m = kk.parse_members([(config, {}, 1.0)])[0]
+    settings = kk.NotebookSettings(working=tmp_path, bf16=bf16)
+    cfg = load_config(config)
+    run = _member_run(Checked(m, cfg, {}, {cfg.options.model: str(tmp_path / "attached")}), None, gpus, 1, settings)
+    assert run.overrides == told and note in run.note and bool(note) == bool(run.note)
+    assert run.model_dir == tmp_path / "attached"  # --model: the attached folder of the checkpoint it loads first
+    # what its process will load (precision is a fine-tune's option only)
+    assert getattr(process_config(run).options, "precision", None) == told.get(
+        "precision", getattr(cfg.options, "precision", None)
+    )
 
 
 def test_the_safety_net_stands_only_until_a_blended_member_finishes(tmp_path, capsys):
@@ -203,15 +263,15 @@ def test_the_safety_net_stands_only_until_a_blended_member_finishes(tmp_path, ca
 
 
 def test_on_the_rerun_a_failing_member_is_dropped_and_the_others_go_on(tmp_path, monkeypatch):
-    from jigsaw_kit.kaggle import members as members_mod
+    from jigsaw_kit.kaggle import launch
 
     ok = kk.MemberRun(kk.Member("ok", "tfidf-lr"), "tfidf-lr", None, None, {}, tmp_path / "jk" / "ok")
     bad = kk.MemberRun(kk.Member("bad", "tfidf-lr"), "tfidf-lr", None, None, {}, tmp_path / "jk" / "bad")
     code = {"ok": "import time; time.sleep(0.5)", "bad": "import sys; print('CUDA out of memory'); sys.exit(3)"}
-    monkeypatch.setattr(members_mod, "member_command", lambda r, d: [sys.executable, "-c", code[r.member.name]])
+    monkeypatch.setattr(launch, "member_command", lambda r, d: [sys.executable, "-c", code[r.member.name]])
     lines: list[str] = []
     finished: list[str] = []
-    members_mod.run_members([ok, bad], tmp_path, poll_s=0.2, out=lines.append, keep_going=True,
+    launch.run_members([ok, bad], tmp_path, poll_s=0.2, out=lines.append, keep_going=True,
                             on_done=lambda r: finished.append(r.member.name))  # fmt: skip
     assert (ok.status, bad.status, finished) == ("done", "failed", ["ok"])
     dropped = next(x for x in lines if x.startswith("DROPPED: bad"))

@@ -25,7 +25,7 @@ import pytest
 from jigsaw_kit import kaggle as kk
 from jigsaw_kit.core.errors import KitError
 from jigsaw_kit.evaluate.blend import blend_submissions
-from jigsaw_kit.kaggle import members as members_mod
+from jigsaw_kit.kaggle import launch
 
 from .conftest import SAMPLE, fake_checkpoint, kaggle_tree
 
@@ -64,7 +64,7 @@ def _stages(
 def _stand_ins(monkeypatch, fates: dict[str, str]) -> None:
     """Replace chosen members' `jigsaw-kit run` by a stand-in: "ok:SECONDS" writes a valid submission after a
     delay, "crash" dies as CUDA out of memory does, "hang" never ends. Other members run for real."""
-    real = members_mod.member_command
+    real = launch.member_command
 
     def command(run: kk.MemberRun, data_dir: Path, python: str = sys.executable) -> list[str]:
         fate = fates.get(run.member.name)
@@ -88,7 +88,7 @@ def _stand_ins(monkeypatch, fates: dict[str, str]) -> None:
             )
         return [python, "-c", code]
 
-    monkeypatch.setattr(members_mod, "member_command", command)
+    monkeypatch.setattr(launch, "member_command", command)
 
 
 def _crashing_encoder(d: Path) -> Path:
@@ -147,7 +147,8 @@ def test_rerun_drops_a_member_that_crashes_mid_training_and_blends_the_others(fa
 @pytest.mark.kaggle
 def test_preview_fails_on_the_same_crash_after_the_fast_member_wrote_submission_csv(fake_kaggle, monkeypatch, capsys):
     inp, working, env = fake_kaggle
-    _stand_ins(monkeypatch, {"tfidf-lr": "ok:0", "cpu-hybrid": "crash", "kaggle-t4": "ok:0"})
+    # kaggle-t4 would take 30 s: the crash stops it first, so the blend can only be the safety net's
+    _stand_ins(monkeypatch, {"tfidf-lr": "ok:0", "cpu-hybrid": "crash", "kaggle-t4": "ok:30"})
     ckpt = fake_checkpoint(inp / "datasets" / "me" / "enc")
     members = [("kaggle-t4", {"model": str(ckpt)}, 1.0), ("cpu-hybrid", {"model": str(ckpt)}, 1.0)]
     with pytest.raises(
@@ -161,7 +162,9 @@ def test_preview_fails_on_the_same_crash_after_the_fast_member_wrote_submission_
         re.search(r"tfidf-lr +weight safety net +-> CPU", out)
         and (working / "jigsaw-kit" / "tfidf-lr" / "submission.csv").is_file()
     )
-    assert _submitted(working)
+    net = pd.read_csv(working / "jigsaw-kit" / "tfidf-lr" / "submission.csv").set_index("row_id")["rule_violation"]
+    assert _submitted(working) == pytest.approx(net.to_dict())  # the safety net's own, as it wrote it
+    assert not (working / "jigsaw-kit" / "kaggle-t4" / "submission.csv").exists()  # stopped before it wrote
 
 
 @pytest.mark.kaggle

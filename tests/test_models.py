@@ -171,9 +171,7 @@ def tiny_cfg(model: Path, **kw) -> Config:
         predict_token_budget=2048,
         lora_alpha=8,
     )
-    cfg = Config(**{**base, **kw})
-    cfg.validate()
-    return cfg
+    return Config(name="tiny").override({**base, **kw})  # shared keys and options alike, as --set sets them
 
 
 # ---- detection rule and head choice ---------------------------------------------------------------
@@ -224,10 +222,11 @@ def test_lora_config_fields(tmp_path):
     p = tmp_path / "c.yaml"
     p.write_text("head: yes-no\ntemplate: yes-no-chatml\nlora_r: 8\nlora_target_modules: [q_proj, v_proj]\n")
     cfg = load_config(str(p))
-    assert cfg.lora_target_modules == ["q_proj", "v_proj"] and cfg.lora_r == 8 and cfg.head == "yes-no"
-    cfg = load_config(str(p), {"lora_target_modules": "q_proj, k_proj", "gradient_checkpointing": "true"})
-    assert cfg.lora_target_modules == ["q_proj", "k_proj"] and cfg.gradient_checkpointing is True
-    assert load_config("cpu-minilm").lora_target_modules == ["all-linear"]
+    o = cfg.options
+    assert o.lora_target_modules == ["q_proj", "v_proj"] and o.lora_r == 8 and o.head == "yes-no"
+    o = load_config(str(p), {"lora_target_modules": "q_proj, k_proj", "gradient_checkpointing": "true"}).options
+    assert o.lora_target_modules == ["q_proj", "k_proj"] and o.gradient_checkpointing is True
+    assert load_config("cpu-minilm").options.lora_target_modules == ["all-linear"]
     p.write_text("lora_target_modules: 3\n")
     with pytest.raises(KitError, match="'lora_target_modules' must be a non-empty list"):
         load_config(str(p))
@@ -244,10 +243,11 @@ def test_lora_config_fields(tmp_path):
 
 
 def test_kaggle_configs_load():
-    deb = load_config("kaggle-t4-deberta")
+    deb = load_config("kaggle-t4-deberta").options
     assert deb.head == "seq-cls" and deb.lora_r == 0 and deb.precision == "fp16"
     qwen = load_config("kaggle-t4-qwen-lora")
-    assert qwen.head == "yes-no" and qwen.template in ANSWER_SLOTS and qwen.lora_r == 16 and qwen.gradient_checkpointing
+    o = qwen.options
+    assert o.head == "yes-no" and qwen.template in ANSWER_SLOTS and o.lora_r == 16 and o.gradient_checkpointing
 
 
 def test_load_in_4bit_needs_cuda_and_bitsandbytes(ckpt, monkeypatch):

@@ -77,6 +77,10 @@ def _tiny_run_dir(root):
     return root
 
 
+def _budget(tokens: int) -> Config:
+    return Config().override({"predict_token_budget": tokens})
+
+
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     return _tiny_run_dir(tmp_path_factory.mktemp("tiny"))
@@ -94,13 +98,13 @@ def rows():
 @pytest.fixture(scope="module")
 def reference(run_dir, rows):
     """One row at a time: no padding at all, so nothing can depend on batching or order."""
-    return pipeline.predict(run_dir, Config(predict_token_budget=1), rows, show_progress=False)
+    return pipeline.predict(run_dir, _budget(1), rows, show_progress=False)
 
 
 def test_predictions_do_not_depend_on_the_budget(run_dir, rows, reference):
     assert np.isfinite(reference).all() and reference.std() > 0
     for budget in (64, 500, 1_000_000):
-        got = pipeline.predict(run_dir, Config(predict_token_budget=budget), rows, show_progress=False)
+        got = pipeline.predict(run_dir, _budget(budget), rows, show_progress=False)
         # padding is masked out; the only differences are float rounding from other matmul shapes
         np.testing.assert_allclose(got, reference, rtol=0, atol=1e-5)
 
@@ -115,7 +119,7 @@ def test_out_of_memory_splits_the_batch_and_retries(run_dir, rows, reference, mo
 
     monkeypatch.setattr(P, "_forward", forward)
     with caplog.at_level(logging.WARNING, logger="jigsaw_kit.methods.transformer.predict"):
-        got = pipeline.predict(run_dir, Config(predict_token_budget=100_000), rows, show_progress=False)
+        got = pipeline.predict(run_dir, _budget(100_000), rows, show_progress=False)
     np.testing.assert_allclose(got, reference, rtol=0, atol=1e-5)
     assert "out of memory" in caplog.text and "splitting it in two" in caplog.text
 
@@ -131,7 +135,7 @@ def test_after_out_of_memory_later_batches_are_capped(run_dir, rows, reference, 
         return real(model, batch)
 
     monkeypatch.setattr(P, "_forward", forward)
-    got = pipeline.predict(run_dir, Config(predict_token_budget=1000), rows, show_progress=False)
+    got = pipeline.predict(run_dir, _budget(1000), rows, show_progress=False)
     np.testing.assert_allclose(got, reference, rtol=0, atol=1e-5)
     failures = [n for n in calls if n > 400]
     # the first batch fails until halved to fit; every later batch is split before it runs
@@ -144,7 +148,7 @@ def test_out_of_memory_on_a_single_row_is_a_kit_error(run_dir, rows, monkeypatch
 
     monkeypatch.setattr(P, "_forward", forward)
     with pytest.raises(KitError, match="does not fit in GPU memory"):
-        pipeline.predict(run_dir, Config(predict_token_budget=1), rows.head(3), show_progress=False)
+        pipeline.predict(run_dir, _budget(1), rows.head(3), show_progress=False)
 
 
 def test_several_devices_restore_the_order(run_dir, rows, reference):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -62,7 +60,7 @@ def old_refit_predict(overrides: dict[str, str], train: pd.DataFrame, ask: pd.Da
     again, then the lookup of the ORIGINAL training rows."""
     cfg = load_config("cpu-hybrid", overrides)
     heads_only = load_config("cpu-hybrid", {**overrides, "exact_lookup": "false"})
-    extra = old_pseudo_rows(train, ask, old_predict(heads_only, train, ask), cfg.pseudo_share)
+    extra = old_pseudo_rows(train, ask, old_predict(heads_only, train, ask), cfg.options.pseudo_share)
     assert len(extra) > 0  # else this case proves nothing
     both = pd.concat([train[["rule", "text", "label"]].reset_index(drop=True), extra], ignore_index=True)
     p = old_predict(heads_only, both, ask)
@@ -153,7 +151,7 @@ def test_pseudo_share_0_changes_no_prediction(monkeypatch, overrides):
 
     monkeypatch.setattr(encoders, "embed_texts", named_fake)
     cfg = load_config("cpu-hybrid", overrides)
-    assert cfg.pseudo_share == 0
+    assert cfg.options.pseudo_share == 0
     model = HybridRuleModel(cfg).fit(TRAIN, unlabelled=ASK)
     np.testing.assert_array_equal(model.predict(ASK), old_predict(cfg, TRAIN, ASK))
     assert model.recipe.pseudo is None
@@ -161,8 +159,8 @@ def test_pseudo_share_0_changes_no_prediction(monkeypatch, overrides):
 
 def test_cpu_hybrid_pseudo_is_cpu_hybrid_with_a_share():
     cfg, base = load_config("cpu-hybrid-pseudo"), load_config("cpu-hybrid")
-    diff = {k for k, v in dataclasses.asdict(cfg).items() if dataclasses.asdict(base)[k] != v}
-    assert diff == {"name", "pseudo_share"} and cfg.pseudo_share == 0.1
+    diff = {k for k, v in cfg.flat().items() if base.flat()[k] != v}
+    assert diff == {"name", "pseudo_share"} and cfg.options.pseudo_share == 0.1
 
 
 @pytest.mark.parametrize(

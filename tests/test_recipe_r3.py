@@ -88,13 +88,15 @@ def test_template_is_a_registered_encoder_pair_template() -> None:
 
 def test_recipe_configs_load() -> None:
     cpu = load_config("cpu-crossenc")
-    assert (cpu.method, cpu.model, cpu.template) == ("transformer", "all-MiniLM-L6-v2", "rule-body-urls")
-    assert (cpu.upsample_test_examples, cpu.epochs, cpu.learning_rate) == (2, 3.0, 5e-5)
-    assert (cpu.batch_size, cpu.warmup_ratio, cpu.max_length) == (16, 0.1, 200)
+    o = cpu.options
+    assert (cpu.method, o.model, cpu.template) == ("transformer", "all-MiniLM-L6-v2", "rule-body-urls")
+    assert (o.upsample_test_examples, o.epochs, o.learning_rate) == (2, 3.0, 5e-5)
+    assert (o.batch_size, o.warmup_ratio, o.max_length) == (16, 0.1, 200)
     t4 = load_config("kaggle-t4-mpnet")
-    assert (t4.model, t4.template, t4.upsample_test_examples) == ("all-mpnet-base-v2", "rule-body-urls", 2)
-    assert (t4.learning_rate, t4.epochs, t4.batch_size, t4.precision) == (2e-5, 2.0, 32, "auto")
-    assert t4.predict_token_budget == 65536
+    o = t4.options
+    assert (o.model, t4.template, o.upsample_test_examples) == ("all-mpnet-base-v2", "rule-body-urls", 2)
+    assert (o.learning_rate, o.epochs, o.batch_size, o.precision) == (2e-5, 2.0, 32, "auto")
+    assert o.predict_token_budget == 65536
 
 
 @pytest.fixture

@@ -60,6 +60,7 @@ def test_at_least_095_on_the_public_files(real_dir):
 
     cfg = load_config("cpu-minilm")
     rows = pipeline.build(cfg, real_dir).train
-    lengths = tokenize_rows(load_tokenizer(resolve_model(cfg.model)), rows, cfg.max_length, True)["length"]
+    o = cfg.options
+    lengths = tokenize_rows(load_tokenizer(resolve_model(o.model)), rows, o.max_length, True)["length"]
     g = torch.Generator().manual_seed(cfg.seed)
-    assert padding_efficiency(lengths, list(TightLengthSampler(lengths, cfg.batch_size, generator=g)), 16) >= 0.95
+    assert padding_efficiency(lengths, list(TightLengthSampler(lengths, o.batch_size, generator=g)), 16) >= 0.95

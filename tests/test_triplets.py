@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -66,7 +64,7 @@ def test_negated_copies_swap_positive_and_negative():
 
 def test_tune_examples_follow_the_objective_and_pairs_stay_as_before():
     cfg = load_config("cpu-contrastive")
-    assert cfg.tune_objective == "pairs" and cfg.negated_rules is False
+    assert cfg.options.tune.objective == "pairs" and cfg.options.tune.negated_rules is False
     tune = recipe_from(cfg).tune
     assert tune.examples(TOY) == rule_pairs(TOY, 640, cfg.seed)  # the default tune is unchanged: 20 steps x 32
     trip = load_config("cpu-triplet")
@@ -80,16 +78,17 @@ def test_tune_examples_follow_the_objective_and_pairs_stay_as_before():
 
 def test_cpu_triplet_is_cpu_contrastive_with_the_recipe_keys():
     trip, base = load_config("cpu-triplet"), load_config("cpu-contrastive")
-    diff = {k for k, v in dataclasses.asdict(trip).items() if dataclasses.asdict(base)[k] != v}
-    assert diff == {"name", "tune_objective", "centroid_features"}
-    assert trip.tune_objective == "triplets" and trip.centroid_features and not trip.negated_rules
+    diff = {k for k, v in trip.flat().items() if base.flat()[k] != v}
+    assert diff == {"name", "tune.objective", "centroid_features"}
+    o = trip.options
+    assert o.tune.objective == "triplets" and o.centroid_features and not o.tune.negated_rules
 
 
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"tune_objective": "quads"}, "tune_objective must be one of"),
-        ({"negated_rules": "true"}, "negated_rules needs tune_objective"),  # cpu-contrastive tunes on pairs
+        ({"tune_objective": "quads"}, "tune.objective must be one of"),  # the old flat name maps to tune.objective
+        ({"negated_rules": "true"}, "tune.negated_rules needs tune.objective"),  # cpu-contrastive tunes on pairs
         ({"centroid_features": "maybe"}, "'centroid_features' must be of type bool"),
     ],
 )
@@ -126,7 +125,7 @@ def test_centroid_model_predicts_from_its_stored_centroids_after_a_round_trip(mo
     model = HybridRuleModel(cfg).fit(TRAIN)
     head = model.recipe.heads[0]
     assert head.lr.models[SPAM].coef_.shape == (1, 9 + 4)  # the embedding and the 4 features
-    path = resolve_model(cfg.model)
+    path = resolve_model(cfg.options.model)
     xq = fake_embed(path, list(ASK["text"]), 256)
     feats = head._features(xq, ASK["rule"], model.recipe.encoders[0].rule_vectors(ASK["rule"]))[:, -4:]
     spam = TRAIN[(TRAIN["rule"] == SPAM) & (TRAIN["label"] == 1)]
@@ -154,7 +153,7 @@ def test_default_recipe_keys_change_no_prediction(monkeypatch, overrides):
 
     monkeypatch.setattr(encoders, "embed_texts", named_fake)
     cfg = load_config("cpu-hybrid", overrides)
-    assert not cfg.centroid_features and cfg.pseudo_share == 0 and cfg.tune_objective == "pairs"
+    assert not cfg.options.centroid_features and cfg.options.pseudo_share == 0 and not hasattr(cfg.options, "tune")
     model = HybridRuleModel(cfg).fit(TRAIN)
     np.testing.assert_array_equal(model.predict(ASK), old_predict(cfg, TRAIN, ASK))
     assert model.recipe.heads[0].centroids is None and model.recipe.pseudo is None

@@ -179,7 +179,7 @@ def measure_training(
     from jigsaw_kit.methods.transformer.modeling import resolve_precision
     from jigsaw_kit.methods.transformer.trainer import kit_trainer_class, tokenize_rows, training_arguments
 
-    max_length = NAIVE_MAX_LENGTH if naive else cfg.max_length
+    max_length = NAIVE_MAX_LENGTH if naive else cfg.options.max_length
     dataset = tokenize_rows(tokenizer, rows, max_length, with_labels=True)
     set_seed(cfg.seed)
     model = load_classifier(model_path)
@@ -233,7 +233,7 @@ def measure_training(
         gpu.stop("train_naive" if naive else "train_kit")
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)
-    ga = cfg.grad_accum
+    ga = cfg.options.grad_accum
     # accelerate may collate one batch ahead; step k used batches [k*ga, (k+1)*ga)
     ran = batches[: steps * ga]
     timed = ran[ga:]
@@ -332,7 +332,7 @@ def run_bench(
     pairs_per_row = len(ex) / len(comp.train)
     kaggle_train_rows = len(processed.train) + round(KAGGLE_TEST_ROWS * pairs_per_row)
 
-    model_path = resolve_model(cfg.model)
+    model_path = resolve_model(cfg.options.model)
     tokenizer = load_tokenizer(model_path)
     threads = torch.get_num_threads()
     log.info("bench: %s on %s (%d torch threads), %d training rows", model_path, device, threads, len(rows))
@@ -343,14 +343,14 @@ def run_bench(
     kit_train = measure_training(cfg, model_path, tokenizer, rows, False, train_steps, device, gpu)
     rss["train_kit"] = _peak_rss_mb()
     kit_lengths = kit_train.pop("lengths")
-    pad_eff_kit = kit_epoch_padding_efficiency(kit_lengths, cfg.batch_size, cfg.seed)  # micro-batches are padded
+    pad_eff_kit = kit_epoch_padding_efficiency(kit_lengths, cfg.options.batch_size, cfg.seed)  # padded micro-batches
 
     # The 54,059-row rehearsal: build, tokenize and batch the full synthetic test set.
     t0 = time.perf_counter()
     test = synthetic_test(processed.train, rehearsal_rows, cfg.template, seed=cfg.seed)
-    enc = encode(tokenizer, test, cfg.max_length)
+    enc = encode(tokenizer, test, cfg.options.max_length)
     lengths = np.array([len(x) for x in enc["input_ids"]])
-    all_batches = token_budget_batches(lengths, cfg.predict_token_budget)
+    all_batches = token_budget_batches(lengths, cfg.options.predict_token_budget)
     rehearsal_s = time.perf_counter() - t0
     rss["rehearsal"] = _peak_rss_mb()
     infer_pad_eff_kit = float(lengths.sum() / padded_tokens(lengths, all_batches))
@@ -360,7 +360,7 @@ def run_bench(
     model = load_classifier(model_path).to(dev).eval()
     n_kit, n_naive = min(test_rows, rehearsal_rows), min(naive_test_rows, rehearsal_rows)
     sub = {k: v[:n_kit] for k, v in enc.items()}
-    kit_batches = token_budget_batches(lengths[:n_kit], cfg.predict_token_budget)
+    kit_batches = token_budget_batches(lengths[:n_kit], cfg.options.predict_token_budget)
     naive_batches = [np.arange(i, min(i + NAIVE_INFER_BATCH, n_naive)) for i in range(0, n_naive, NAIVE_INFER_BATCH)]
     predict_batches(model, tokenizer, sub, [np.arange(2)], dev)  # warm-up: first-call allocations, untimed
     kit_inf = measure_inference(model, tokenizer, sub, kit_batches, dev, None, gpu)
@@ -379,15 +379,15 @@ def run_bench(
     kit_inf.pop("probs")
     naive_inf.pop("probs")
 
-    proj = project(kaggle_train_rows, kcfg.epochs, kit_train["rows_per_s"], kit_inf["rows_per_s"], speedup)
+    proj = project(kaggle_train_rows, kcfg.options.epochs, kit_train["rows_per_s"], kit_inf["rows_per_s"], speedup)
     result: dict[str, Any] = {
         "model": str(model_path),
         "device": device if device == "cpu" else f"cuda ({torch.cuda.get_device_name()})",
         "torch_threads": threads,
         "config": cfg.name,
-        "batch_size": cfg.batch_size,
-        "max_length": cfg.max_length,
-        "predict_token_budget": cfg.predict_token_budget,
+        "batch_size": cfg.options.batch_size,
+        "max_length": cfg.options.max_length,
+        "predict_token_budget": cfg.options.predict_token_budget,
         "train_rows_per_s_kit": kit_train["rows_per_s"],
         "train_rows_per_s_naive": naive_train["rows_per_s"],
         "train_speedup": kit_train["rows_per_s"] / naive_train["rows_per_s"],
@@ -411,7 +411,7 @@ def run_bench(
         "load_average_1min_start_end": [load_start, os.getloadavg()[0]],
         **({"peak_gpu_mb": max(gpu.peaks.values()), "peak_gpu_mb_by_phase": gpu.peaks} if gpu.on else {}),
         "kaggle_config": kcfg.name,
-        "kaggle_epochs": kcfg.epochs,
+        "kaggle_epochs": kcfg.options.epochs,
         "kaggle_train_rows_estimate": kaggle_train_rows,
         "train_rows_after_dedup": len(processed.train),
         "hidden_test_example_pairs_per_row_assumed": pairs_per_row,

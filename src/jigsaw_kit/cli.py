@@ -136,7 +136,7 @@ def _train(cfg, processed, run_dir: Path, resume: bool = False, processed_dir: P
     log.info(
         "training %s (%s) on %d rows -> %s",
         cfg.name,
-        cfg.method if cfg.method != "transformer" else cfg.model,
+        cfg.method if cfg.method != "transformer" else cfg.options.model,
         len(processed.train),
         run_dir,
     )
@@ -482,7 +482,7 @@ def cmd_kaggle_plan(args: argparse.Namespace) -> int:
         tp = Throughput(
             args.train_rows_per_s or ASSUMED_T4.train_rows_per_s,
             args.predict_rows_per_s or ASSUMED_T4.predict_rows_per_s,
-            cfg.max_length,
+            cfg.options.max_length,
             "given on the command line",
         )
     budget = args.budget_hours * 3600

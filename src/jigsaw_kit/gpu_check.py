@@ -27,7 +27,6 @@ fails; the others still run.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import gc
 import json
 import logging
@@ -274,9 +273,7 @@ def member_config(member: Member, model: Path, smoke: bool, precision: str, step
         changes["precision"] = "fp32"  # the CPU has no fp16 training
     elif precision != "config":
         changes["precision"] = precision
-    cfg = dataclasses.replace(cfg, **changes)
-    cfg.validate()
-    return cfg
+    return cfg.override(changes, f"gpu_check member {member.name}")
 
 
 def _gpu_peak_gib(reset: bool = False) -> float | None:
@@ -313,8 +310,9 @@ def run_member(
         cfg = member_config(member, path, smoke, precision, steps)
         row["precision"] = resolve_precision(cfg)
         row["build_s"] = round(time.perf_counter() - t0, 1)
-        rows_per_step = cfg.batch_size * cfg.grad_accum
-        train = apply_template(synthetic_rows(sample, max(64, rows_per_step * cfg.max_steps), seed=1), cfg.template)
+        rows_per_step = cfg.options.batch_size * cfg.options.grad_accum
+        n_train = max(64, rows_per_step * cfg.options.max_steps)
+        train = apply_template(synthetic_rows(sample, n_train, seed=1), cfg.template)
         n_test = predict_rows or (64 if smoke else member.predict_rows)
         test = apply_template(synthetic_rows(sample, n_test, seed=2), cfg.template)
         os.environ[DEADLINE_ENV] = str(time.time() + deadline_s)
@@ -362,7 +360,7 @@ def _mean_tokens(run_dir: Path, cfg: Config, rows: pd.DataFrame) -> float:
     from jigsaw_kit.core.checkpoints import load_tokenizer
     from jigsaw_kit.methods.transformer.predict import encode
 
-    enc = encode(load_tokenizer(run_dir / "model"), rows.head(512), cfg.max_length)
+    enc = encode(load_tokenizer(run_dir / "model"), rows.head(512), cfg.options.max_length)
     return round(float(np.mean([len(x) for x in enc["input_ids"]])), 1)
 
 

@@ -48,9 +48,7 @@ class TrainResult:
 def check_inputs(cfg: Config) -> None:
     """Resolve and verify every checkpoint the config will load (KitError naming the fix), so that a
     missing or cut-short checkpoint fails before the data is built, not minutes later mid-load."""
-    if not methods.method_class(cfg.method).uses_model:
-        return  # e.g. tfidf-lr: it embeds nothing, so loads neither `model` nor `encoders`
-    for name in dict.fromkeys([cfg.model, *(getattr(cfg, "encoders", None) or [])]):
+    for name in methods.method_class(cfg.method).checkpoints(cfg):  # none for a method that embeds nothing
         resolve_model(name)
 
 
@@ -197,7 +195,7 @@ def run(cfg: Config, data_dir: str | Path | None, output: Path, run_dir: Path) -
     if main_process:
         dataset.save(processed, Path(run_dir) / "processed")
     refuse_unfinished(cfg, Path(run_dir))
-    what = cfg.method if cfg.method != "transformer" else cfg.model
+    what = methods.method_class(cfg.method).title(cfg)
     log.info("training %s (%s) on %d rows -> %s", cfg.name, what, len(processed.train), run_dir)
     trained = fit(cfg, processed.train, Path(run_dir), manifest=processed.manifest, unlabelled=processed.test)
     t1 = time.perf_counter()

@@ -13,6 +13,8 @@ import os
 import pickle
 import shutil
 import zipfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -215,12 +217,43 @@ def vendor_default(dest: Path | None = None) -> Path:
     return dest
 
 
+# Checkpoints attached outside weights/ (the Kaggle notebook's input datasets), by the name a config uses: a JSON
+# object {name: folder}. The notebook registers them for its own probes (attached()) and hands its member processes
+# the same map in this variable, so every config stays as written.
+ATTACHED_ENV = "JIGSAW_KIT_ATTACHED"
+_ATTACHED: dict[str, str] = {}  # registered in this process by attached()
+
+
+@contextmanager
+def attached(folders: Mapping[str, str | Path]) -> Iterator[None]:
+    """Inside the block, resolve_model finds these names at these folders (before weights/)."""
+    saved = dict(_ATTACHED)
+    _ATTACHED.update({name: str(folder) for name, folder in folders.items()})
+    try:
+        yield
+    finally:
+        _ATTACHED.clear()
+        _ATTACHED.update(saved)
+
+
+def _attached_folder(name: str) -> Path | None:
+    found = _ATTACHED.get(name)
+    raw = os.environ.get(ATTACHED_ENV, "").strip()
+    if found is None and raw:
+        try:
+            found = json.loads(raw).get(name)
+        except (ValueError, AttributeError):
+            raise KitError(f"{ATTACHED_ENV} must be a JSON object {{name: folder}}, got {raw[:80]!r}.") from None
+    return Path(found) if found else None
+
+
 def resolve_model(name_or_path: str, auto_vendor: bool = True) -> Path:
-    """A checkpoint folder from a path or a name under weights/; vendors the default if missing."""
+    """A checkpoint folder from a path, an attached name (ATTACHED_ENV) or a name under weights/; vendors the
+    default if missing."""
     p = Path(name_or_path)
     named = weights_dir() / name_or_path
-    for folder in (p, named):
-        if folder.is_dir():
+    for folder in (p, _attached_folder(name_or_path), named):
+        if folder is not None and folder.is_dir():
             check_checkpoint(folder)
             verify_checkpoint(folder)  # a cut-short copy fails here, before any data work, not mid-load
             return folder

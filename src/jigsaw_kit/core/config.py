@@ -1,205 +1,166 @@
-"""Typed run configuration: a dataclass filled from a named YAML file, then CLI overrides.
+"""Typed run configuration: the keys every method shares, plus the chosen method's own options.
 
-Unknown keys and wrong types are errors (a typo must not silently fall back to a default).
-Named configs live in `src/jigsaw_kit/configs/` (`configs/` at the repo root points there)
-so they ship inside the wheel used on Kaggle.
+    cfg = load_config("cpu-contrastive", {"tune.steps": "30"})
+    cfg.seed, cfg.template                       # shared by every method (Config)
+    cfg.options.embed_c, cfg.options.tune.steps  # the method's own (methods/options.py, methods/transformer/options.py)
+
+A YAML file keeps every key at the top level; a group of options (contrastive's `tune`) is a nested mapping,
+or dotted on the command line (`--set tune.steps=30`). Old flat names still load: each options class maps
+them to their new place (`LEGACY`, e.g. contrastive's max_steps -> tune.steps). A key the chosen method does
+not have, a wrong type and a value out of range are errors naming the key (a typo must not silently fall
+back to a default). Named configs live in `src/jigsaw_kit/configs/` (`configs/` at the repo root points
+there) so they ship inside the wheel used on Kaggle.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import importlib.resources
-import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, ClassVar, get_type_hints
 
 import yaml
 
 from jigsaw_kit.core.errors import KitError
 
-# The method registry: a config's `method` -> the class that implements it (jigsaw_kit.methods.base.Method).
-# Strings, imported on demand, so that reading a config never imports torch.
+# The method registry: a config's `method` -> the class that implements it (jigsaw_kit.methods.base.Method),
+# and its options dataclass. Strings, imported on demand: reading a config imports neither torch nor pandas
+# (the options modules are small for that reason), and core stays below methods.
 METHODS = {
     "transformer": "jigsaw_kit.methods.transformer.method:TransformerMethod",
     "tfidf-lr": "jigsaw_kit.methods.tfidf:TfidfRuleModel",
     "hybrid": "jigsaw_kit.methods.hybrid:HybridRuleModel",
     "contrastive": "jigsaw_kit.methods.contrastive:ContrastiveHybrid",
 }
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
-HEADS = ("auto", "seq-cls", "yes-no")
-TUNE_OBJECTIVES = ("pairs", "triplets")  # contrastive.py's encoder tune
-EMBED_BACKENDS = ("auto", "torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8")  # methods/embed_backends.py
+OPTIONS = {
+    "transformer": "jigsaw_kit.methods.transformer.options:TransformerOptions",
+    "tfidf-lr": "jigsaw_kit.methods.options:TfidfOptions",
+    "hybrid": "jigsaw_kit.methods.options:HybridOptions",
+    "contrastive": "jigsaw_kit.methods.options:ContrastiveOptions",
+}
+DEFAULT_METHOD = "transformer"
+_SCALARS = (bool, int, float, str, list[str], list[float])
+
+
+class MethodOptions:
+    """Base of each method's options dataclass: its keys with their defaults, and its own checks.
+
+    A field whose type is another MethodOptions dataclass is a group (`tune`): a nested mapping in YAML,
+    dotted keys (`tune.steps`) on the command line.
+    """
+
+    # an old flat key -> its dotted place in these options; files and --set written before the split still load
+    LEGACY: ClassVar[dict[str, str]] = {}
+    # list keys whose default [] means "off": an empty list (or `--set key=`) is valid for them
+    MAY_BE_EMPTY: ClassVar[tuple[str, ...]] = ()
+
+    def check(self, cfg: Config) -> None:
+        """KitError naming the config and the key when a value is out of range; each subclass adds its own."""
+
+    @classmethod
+    def keys(cls) -> list[str]:
+        """Every key, groups' dotted (`tune.steps`), in declaration order."""
+        hints = get_type_hints(cls)
+        out: list[str] = []
+        for f in fields(cls):
+            sub = hints[f.name]
+            out += [f"{f.name}.{k}" for k in sub.keys()] if _is_group(sub) else [f.name]
+        return out
+
+    def flat(self) -> dict[str, Any]:
+        """{dotted key: value}, the groups' keys spelled out (what comparisons and messages show)."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, MethodOptions):
+                out.update({f"{f.name}.{k}": v for k, v in value.flat().items()})
+            else:
+                out[f.name] = value
+        return out
+
+
+def _is_group(typ: Any) -> bool:
+    return isinstance(typ, type) and issubclass(typ, MethodOptions)
+
+
+def options_class(method: str) -> type[MethodOptions]:
+    """The options dataclass of a method (imported on demand, as METHODS)."""
+    if method not in OPTIONS:
+        raise KitError(f"method must be one of {tuple(METHODS)}, got {method!r}.")
+    module, _, name = OPTIONS[method].partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def method_keys(method: str) -> str:
+    """The keys a config of this method may set, for messages: its own, the old names it reads, the shared ones."""
+    cls = options_class(method)
+    old = f" (old names still read: {', '.join(f'{k} -> {v}' for k, v in cls.LEGACY.items())})" if cls.LEGACY else ""
+    return f"its keys: {', '.join(cls.keys())}{old}; keys of every method: {', '.join(COMMON)}"
 
 
 @dataclass
 class Config:
-    """Every knob of a run. Defaults are the CPU MiniLM recipe; configs/*.yaml say why."""
+    """A run: what every method shares, and `options`, the chosen method's own (see the module docstring).
+
+    Defaults are the CPU MiniLM fine-tune; configs/*.yaml say why for each recipe.
+    """
 
     name: str = "cpu-minilm"
-    # "transformer" (fine-tune a checkpoint), "tfidf-lr" (baseline), "hybrid" (hybrid.py: TF-IDF +
-    # frozen-encoder embeddings, per-rule logistic regressions, exact lookup of labelled texts) or
-    # "contrastive" (the hybrid on an encoder tuned on rule pairs first); see METHODS above
-    method: str = "transformer"
-    # data
+    # "transformer" (fine-tune a checkpoint), "tfidf-lr" (baseline), "hybrid" (TF-IDF + frozen-encoder embeddings,
+    # per-rule logistic regressions, exact lookup) or "contrastive" (the hybrid on an encoder tuned first): METHODS
+    method: str = DEFAULT_METHOD
     template: str = "rule-body"
     use_test_examples: bool = True  # the test file's 2+2 examples per row are labelled training rows
-    # model
-    model: str = "all-MiniLM-L6-v2"  # a folder path, or a name under weights/
-    max_length: int = 256
-    # optimisation
-    epochs: float = 2.0
-    max_steps: int = -1  # > 0 overrides epochs (tests, smoke runs)
-    learning_rate: float = 5e-5
-    batch_size: int = 16
-    grad_accum: int = 1
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
     seed: int = 42
-    label_smoothing: float = 0.0  # soft targets (the labels are noisy: examples disagree with bodies 1% of the time)
-    upsample_test_examples: int = 1  # repeat rows labelled by the test file's examples this many times in all
-    precision: str = "auto"  # auto: fp16 on GPUs without fast bf16 (T4), bf16 where fast, fp32 on CPU
-    logging_steps: int = 10
-    save_steps: int = 0  # > 0 keeps Trainer checkpoints every N steps (resume); 0 keeps only the final model
-    # inference
-    predict_token_budget: int = 16384  # padded tokens per inference batch (length-sorted batches)
-    # tf-idf baseline
-    tfidf_max_features: int = 50000
-    tfidf_c: float = 4.0
-    # hybrid (hybrid.py)
-    embed_c: float = 3.0  # inverse L2 strength of the per-rule logistic regression on embeddings
-    tfidf_weight: float = 0.5  # weight of the TF-IDF probability; the embedding model gets the rest
-    exact_lookup: bool = True  # a text labelled under its rule in the training rows takes that label
-    # Extra frozen sentence encoders (paths or names under weights/), each with its own per-rule members beside
-    # `model`'s (for contrastive, the tuned one); their scores are averaged, as different backbones err partly
-    # differently (5th place on Kaggle averaged several). [] = `model` alone
-    encoders: list[str] = field(default_factory=list)
-    # > 0: per rule and encoder, also a distance-weighted cosine kNN over this many neighbours (5th place: 10-15);
-    # it follows local clusters of near-duplicate comments that one linear boundary smooths over. 0 = off
-    knn_k: int = 0
-    knn_weight: float = 0.5  # the kNN's share of each encoder's score, the LR gets the rest (when knn_k > 0)
-    # non-empty: each per-rule embedding LR picks its C from this grid by 3-fold AUC (rules differ in size and
-    # separability, so one C under- or over-fits some); [] = embed_c everywhere
-    embed_c_grid: list[float] = field(default_factory=list)
-    # per rule and encoder, 4 features beside the embedding in its LR: cosine to the rule's violating-row centroid,
-    # to its other-row centroid, their difference, and to the rule text's own embedding (a public notebook that
-    # 3rd/5th/9th/12th place built on); the fit rows' own centroids leave the row out
-    centroid_features: bool = False
-    # > 0 (below 0.5): one round of pseudo-labels at predict; per rule the top this share of the unlabelled rows by
-    # score become violations, the bottom share not, and the heads are refitted with them (11th place). 0 = off
-    pseudo_share: float = 0.0
-    # where the sentence encoder runs for hybrid/contrastive (methods/embed_backends.py): torch-fp32 (the reference),
-    # torch-bf16, onnx-fp32, onnx-int8 (ONNX Runtime, dynamic int8), or auto (the measured choice for this CPU; PyTorch
-    # on a GPU). A backend this machine cannot run falls back to torch-fp32 with a warning
-    embed_backend: str = "torch-fp32"
-    # contrastive (contrastive.py): the hybrid on an encoder tuned on rule pairs (max_steps, learning_rate,
-    # batch_size, warmup_ratio drive that tune)
-    freeze_layers: int = 0  # freeze the token embeddings and this many lowest encoder layers while tuning
-    # pairs: within-rule comment pairs, CosineSimilarityLoss; triplets: (rule text, violating comment, other
-    # comment of that rule), TripletLoss (the public notebook's rule-anchored tune)
-    tune_objective: str = "pairs"
-    negated_rules: bool = False  # triplets: also each triplet anchored on the rule's negation, labels swapped (3rd)
+    # the method's options dataclass (OPTIONS); None: its defaults
+    options: Any = None
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes; never read by code
-    # backbone head and adapters (models.py, docs/models.md)
-    head: str = "auto"  # auto | seq-cls | yes-no; encoders are always seq-cls, see models.resolve_head
-    lora_r: int = 0  # LoRA rank; 0 = full fine-tuning
-    lora_alpha: int = 32  # LoRA scale is lora_alpha / lora_r
-    lora_dropout: float = 0.05
-    # LoRA on these linear layers of the backbone (last name component, e.g. q_proj), or all-linear
-    lora_target_modules: list[str] = field(default_factory=lambda: ["all-linear"])
-    load_in_4bit: bool = False  # QLoRA: frozen NF4 base (bitsandbytes, CUDA only); needs lora_r > 0
-    gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~30% slower
 
-    def validate(self) -> None:
+    def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise KitError(f"config '{self.name}': method must be one of {tuple(METHODS)}, got {self.method!r}.")
-        if self.precision not in PRECISIONS:
-            raise KitError(f"config '{self.name}': precision must be one of {PRECISIONS}, got {self.precision!r}.")
-        for key in ("max_length", "batch_size", "grad_accum", "predict_token_budget", "logging_steps"):
-            if getattr(self, key) <= 0:
-                raise KitError(f"config '{self.name}': {key} must be > 0, got {getattr(self, key)}.")
-        if not math.isfinite(self.epochs) or (self.epochs <= 0 and self.max_steps <= 0):
-            raise KitError(f"config '{self.name}': set epochs > 0 or max_steps > 0 (epochs is {self.epochs}).")
-        if not 0 <= self.tfidf_weight <= 1:
-            raise KitError(f"config '{self.name}': tfidf_weight must be in [0, 1], got {self.tfidf_weight}.")
-        # written "not x > 0" so that nan is refused too; inf would make the optimiser or the regression diverge
-        for key in ("learning_rate", "embed_c", "tfidf_c"):
-            if not 0 < getattr(self, key) < math.inf:
-                raise KitError(f"config '{self.name}': {key} must be a finite number > 0, got {getattr(self, key)}.")
-        if not 0 <= self.weight_decay < math.inf:
-            raise KitError(f"config '{self.name}': weight_decay must be a finite number >= 0, got {self.weight_decay}.")
-        if self.tfidf_max_features <= 0 or self.save_steps < 0 or not 0 <= self.seed < 2**32:
+        cls = options_class(self.method)
+        if self.options is None:
+            self.options = cls()
+        elif type(self.options) is not cls:  # e.g. replace(cfg, method=...) without new options
             raise KitError(
-                f"config '{self.name}': tfidf_max_features must be > 0, save_steps >= 0 and seed in [0, 2**32), got "
-                f"{self.tfidf_max_features}, {self.save_steps}, {self.seed}."
+                f"config '{self.name}': method {self.method} takes {cls.__name__}, got {type(self.options).__name__}."
             )
-        self._validate_hybrid()
-        if not 0 <= self.label_smoothing < 1 or self.upsample_test_examples < 1:
-            raise KitError(f"config '{self.name}': label_smoothing must be in [0, 1) and upsample_test_examples >= 1.")
-        if self.freeze_layers < 0:
-            raise KitError(f"config '{self.name}': freeze_layers must be >= 0, got {self.freeze_layers}.")
-        if not 0 <= self.warmup_ratio < 1:
-            raise KitError(f"config '{self.name}': warmup_ratio must be in [0, 1), got {self.warmup_ratio}.")
+
+    def validate(self) -> None:
+        if not 0 <= self.seed < 2**32:
+            raise KitError(f"config '{self.name}': seed must be in [0, 2**32), got {self.seed}.")
         from jigsaw_kit.core.templates import TEMPLATES  # local import: templates imports nothing from here
 
         if self.template not in TEMPLATES:
             raise KitError(
                 f"config '{self.name}': unknown template {self.template!r}; choose one of {sorted(TEMPLATES)}."
             )
-        self._validate_backbone()
-
-    def _validate_hybrid(self) -> None:
-        if any(not isinstance(e, str) or not e.strip() for e in self.encoders):
-            raise KitError(f"config '{self.name}': encoders must be non-empty names or paths, got {self.encoders}.")
-        if self.knn_k < 0:
-            raise KitError(f"config '{self.name}': knn_k must be >= 0 (0 = no kNN), got {self.knn_k}.")
-        if not 0 <= self.knn_weight <= 1:
-            raise KitError(f"config '{self.name}': knn_weight must be in [0, 1], got {self.knn_weight}.")
-        if not all(c > 0 for c in self.embed_c_grid):  # "not >" also catches nan
-            raise KitError(f"config '{self.name}': embed_c_grid values must be > 0, got {self.embed_c_grid}.")
-        if not (self.pseudo_share == 0 or 0 < self.pseudo_share < 0.5):  # also refuses nan
-            raise KitError(
-                f"config '{self.name}': pseudo_share must be 0 (off) or in (0, 0.5), got {self.pseudo_share}."
-            )
-        if self.embed_backend not in EMBED_BACKENDS:
-            raise KitError(
-                f"config '{self.name}': embed_backend must be one of {EMBED_BACKENDS}, got {self.embed_backend!r}."
-            )
-        if self.tune_objective not in TUNE_OBJECTIVES:
-            raise KitError(
-                f"config '{self.name}': tune_objective must be one of {TUNE_OBJECTIVES}, got {self.tune_objective!r}."
-            )
-        if self.negated_rules and self.tune_objective != "triplets":
-            raise KitError(f"config '{self.name}': negated_rules needs tune_objective: triplets (it negates anchors).")
-
-    def _validate_backbone(self) -> None:
-        from jigsaw_kit.core.templates import ANSWER_SLOTS
-
-        if self.head not in HEADS:
-            raise KitError(f"config '{self.name}': head must be one of {HEADS}, got {self.head!r}.")
-        if self.head == "yes-no" and self.template not in ANSWER_SLOTS:
-            raise KitError(
-                f"config '{self.name}': head yes-no needs a template that ends in an answer slot; "
-                f"template {self.template!r} has none. Choose one of {sorted(ANSWER_SLOTS)}."
-            )
-        if self.lora_r < 0:
-            raise KitError(f"config '{self.name}': lora_r must be >= 0 (0 = no LoRA), got {self.lora_r}.")
-        if self.lora_r > 0 and self.lora_alpha <= 0:
-            raise KitError(f"config '{self.name}': lora_alpha must be > 0, got {self.lora_alpha}.")
-        if not 0 <= self.lora_dropout < 1:
-            raise KitError(f"config '{self.name}': lora_dropout must be in [0, 1), got {self.lora_dropout}.")
-        if "all-linear" in self.lora_target_modules and len(self.lora_target_modules) > 1:
-            raise KitError(
-                f"config '{self.name}': lora_target_modules is either [all-linear] or a list of layer names, "
-                f"got {self.lora_target_modules}."
-            )
-        if self.load_in_4bit and self.lora_r <= 0:
-            raise KitError(
-                f"config '{self.name}': load_in_4bit (QLoRA) trains adapters on a frozen 4-bit base; set lora_r > 0."
-            )
+        self.options.check(self)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The YAML layout: shared keys, the method's keys at the top level (groups nested), then extra."""
+        out = {k: getattr(self, k) for k in COMMON if k != "extra"}
+        return {**out, **dataclasses.asdict(self.options), "extra": dict(self.extra)}
+
+    def flat(self) -> dict[str, Any]:
+        """Every key and value, groups dotted (`tune.steps`): what run-folder checks compare."""
+        return {**{k: getattr(self, k) for k in COMMON}, **self.options.flat()}
+
+    def override(self, values: dict[str, Any], source: str = "override") -> Config:
+        """A copy with these keys set as `--set` would (old names, dotted groups, typed), validated."""
+        if "method" in values and values["method"] != self.method:
+            raise KitError(f"{source}: a loaded config keeps its method ({self.method}); load another config instead.")
+        common, own = _split(values)
+        cfg = _apply_common(self, common, source)
+        cfg = dataclasses.replace(cfg, options=_apply_options(self.options, own, self.method, source))
+        cfg.validate()
+        return cfg
+
+
+COMMON = tuple(f.name for f in fields(Config) if f.name != "options")
 
 
 def config_dir() -> Path:
@@ -226,7 +187,7 @@ def resolve_config_path(name_or_path: str) -> Path:
     )
 
 
-def _coerce(key: str, value: Any, typ: Any, source: str) -> Any:
+def _coerce(key: str, value: Any, typ: Any, source: str, empty_ok: bool = False) -> Any:
     """Check/convert one value to the dataclass field's type, with a message naming the key."""
     if typ is bool:
         if isinstance(value, bool):
@@ -253,20 +214,15 @@ def _coerce(key: str, value: Any, typ: Any, source: str) -> Any:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
     elif typ in (list[str], list[float]):
-        return _coerce_list(key, value, typ, source)
+        return _coerce_list(key, value, typ, source, empty_ok)
     else:  # dict
         if isinstance(value, dict):
             return value
     raise KitError(f"{source}: '{key}' must be of type {getattr(typ, '__name__', typ)}, got {value!r}.")
 
 
-# List keys whose default [] means "off": an empty list (or `--set key=`) is valid for them.
-_MAY_BE_EMPTY = ("encoders", "embed_c_grid")
-
-
-def _coerce_list(key: str, value: Any, typ: Any, source: str) -> list:
+def _coerce_list(key: str, value: Any, typ: Any, source: str, empty_ok: bool) -> list:
     """A YAML list, or one comma-separated string (what `--set key=a,b` gives), of names or numbers."""
-    empty_ok = key in _MAY_BE_EMPTY
     if empty_ok and (value is None or (isinstance(value, str) and not value.strip())):
         return []
     items = value.split(",") if isinstance(value, str) else value
@@ -285,33 +241,118 @@ def _coerce_list(key: str, value: Any, typ: Any, source: str) -> list:
     )
 
 
-def _apply(cfg: Config, values: dict[str, Any], source: str) -> Config:
+def _split(values: dict[Any, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(shared keys, the method's keys) of a mapping; str(): YAML keys may be numbers."""
+    common = {str(k): v for k, v in values.items() if str(k) in COMMON}
+    return common, {str(k): v for k, v in values.items() if str(k) not in COMMON}
+
+
+def _apply_common(cfg: Config, values: dict[str, Any], source: str) -> Config:
     hints = get_type_hints(Config)
-    known = {f.name for f in fields(Config)}
-    unknown = sorted(map(str, set(values) - known))  # str: YAML keys may be numbers, which sort against no str
-    if unknown:
-        raise KitError(f"{source}: unknown key(s) {unknown}. Known keys: {', '.join(sorted(known))}.")
-    typed = {
-        k: _coerce(k, v, hints[k] if hints[k] in (bool, int, float, str, list[str], list[float]) else dict, source)
-        for k, v in values.items()
-    }
+    typed = {k: _coerce(k, v, hints[k] if hints[k] in _SCALARS else dict, source) for k, v in values.items()}
+    if typed.get("method", cfg.method) not in METHODS:
+        raise KitError(f"{source}: method must be one of {tuple(METHODS)}, got {typed['method']!r}.")
+    if typed.get("method", cfg.method) != cfg.method:  # another method: its own options, from their defaults
+        typed["options"] = None
     return dataclasses.replace(cfg, **typed)
 
 
+def _owners(key: str, but: str) -> str:
+    """Which other methods have this key, and under which name there (for the unknown-key message)."""
+    found = []
+    for m in OPTIONS:
+        cls = options_class(m)
+        if m != but and (key in cls.keys() or key in cls.LEGACY):
+            found.append(m if key in cls.keys() else f"{m} (as {cls.LEGACY[key]})")
+    return f" {key} is an option of method {', '.join(found)}." if found else ""
+
+
+def _targets(options: MethodOptions, values: dict[str, Any], method: str, source: str) -> dict[str, tuple[str, Any]]:
+    """{dotted key in `options`: (the key as written, value)}: old names mapped, nested groups spelled out."""
+    cls = type(options)
+    hints = get_type_hints(cls)
+    keys = cls.keys()
+    out: dict[str, tuple[str, Any]] = {}
+    for written, value in values.items():
+        key = cls.LEGACY.get(written, written)
+        if key in hints and _is_group(hints[key]):
+            if not isinstance(value, dict):
+                raise KitError(
+                    f"{source}: {key} is a group of options, a mapping of {', '.join(hints[key].keys())} "
+                    f"(or set them one by one: --set {key}.{hints[key].keys()[0]}=...), got {value!r}."
+                )
+            pairs = [(f"{key}.{k}", f"{written}.{k}", v) for k, v in value.items()]
+        else:
+            pairs = [(key, written, value)]
+        for dotted, as_written, v in pairs:
+            if dotted not in keys:
+                raise KitError(
+                    f"{source}: {as_written} is not an option of method {method}; {method_keys(method)}."
+                    + _owners(dotted, method)
+                )
+            if dotted in out:
+                raise KitError(
+                    f"{source}: {out[dotted][0]} and {as_written} are both set, and both mean {dotted}: keep one."
+                )
+            out[dotted] = (as_written, v)
+    return out
+
+
+def _apply_options(options: MethodOptions, values: dict[str, Any], method: str, source: str) -> MethodOptions:
+    """A copy of `options` with `values` (keys as written in a file or --set) typed and set."""
+    groups: dict[str, dict[str, tuple[str, Any]]] = {}
+    for dotted, pair in _targets(options, values, method, source).items():
+        head, _, rest = dotted.partition(".")
+        groups.setdefault(head, {})[rest] = pair
+    return _set(options, groups, source)
+
+
+def _set(options: MethodOptions, groups: dict[str, dict[str, tuple[str, Any]]], source: str) -> MethodOptions:
+    hints = get_type_hints(type(options))
+    changes: dict[str, Any] = {}
+    for name, sub in groups.items():
+        if _is_group(hints[name]):
+            nested = {}
+            for dotted, pair in sub.items():
+                head, _, rest = dotted.partition(".")
+                nested.setdefault(head, {})[rest] = pair
+            changes[name] = _set(getattr(options, name), nested, source)
+        else:
+            written, value = sub[""]
+            typ = hints[name] if hints[name] in _SCALARS else dict
+            changes[name] = _coerce(written, value, typ, source, name in type(options).MAY_BE_EMPTY)
+    return dataclasses.replace(options, **changes)
+
+
 def parse_overrides(pairs: list[str]) -> dict[str, str]:
-    """`key=value` strings from `--set` into a dict (values typed later against the dataclass)."""
+    """`key=value` strings from `--set` into a dict (values typed later against the options' dataclass)."""
     out = {}
     for pair in pairs:
         if "=" not in pair:
-            raise KitError(f"--set expects key=value, got {pair!r} (e.g. --set epochs=1).")
+            raise KitError(f"--set expects key=value, got {pair!r} (e.g. --set epochs=1, --set tune.steps=30).")
         k, v = pair.split("=", 1)
         out[k.strip()] = v.strip()
     return out
 
 
-def load_config(name_or_path: str = "cpu-minilm", overrides: dict[str, Any] | None = None) -> Config:
-    """Named config or YAML path, then overrides; validated."""
-    path = resolve_config_path(name_or_path)
+# Keys that the config.yaml of every run folder written before options were split per method holds, flat; no
+# method has both epochs (a fine-tune's) and tfidf_c (the TF-IDF heads')
+_OLD_DUMP = frozenset({"epochs", "max_steps", "precision", "tfidf_max_features", "tfidf_c", "embed_c"})
+
+
+def _refuse_old_dump(raw: dict[str, Any], method: str, path: Path) -> None:
+    if not _OLD_DUMP <= set(map(str, raw)):
+        return
+    raise KitError(
+        f"{path} lists the options of every method, flat, as the config.yaml that an older kit version saved in "
+        f"each run folder did; this kit keeps only the options of the config's method ({method}). A run folder "
+        f"saved by an older kit version: train again (`jigsaw-kit train --config {raw.get('name', 'NAME')} "
+        f"--run-dir {path.parent}`). A config of your own: keep only the keys of method {method}; "
+        f"{method_keys(method)}."
+    )
+
+
+def _read_yaml(path: Path) -> dict[Any, Any]:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (yaml.YAMLError, UnicodeDecodeError, OSError) as e:
@@ -321,10 +362,24 @@ def load_config(name_or_path: str = "cpu-minilm", overrides: dict[str, Any] | No
         raise KitError(f"config file {path} is not valid YAML (UTF-8 text; {why}{where}): fix or re-save it.") from None
     if not isinstance(raw, dict):
         raise KitError(f"config file {path} must hold a mapping of key: value, got {type(raw).__name__}.")
+    return raw
+
+
+def load_config(name_or_path: str = "cpu-minilm", overrides: dict[str, Any] | None = None) -> Config:
+    """Named config or YAML path, then overrides (`--set`); validated. The method comes from either."""
+    path = resolve_config_path(name_or_path)
+    raw = _read_yaml(path)
     raw.setdefault("name", path.stem)
-    cfg = _apply(Config(), raw, f"config file {path}")
-    if overrides:
-        cfg = _apply(cfg, {k: v for k, v in overrides.items() if v is not None}, "command-line override")
+    source = f"config file {path}"
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    file_common, file_own = _split(raw)
+    over_common, over_own = _split(overrides)
+    cfg = _apply_common(Config(), file_common, source)
+    cfg = _apply_common(cfg, over_common, "command-line override")
+    _refuse_old_dump(raw, cfg.method, path)
+    options = _apply_options(cfg.options, file_own, cfg.method, source)
+    options = _apply_options(options, over_own, cfg.method, "command-line override")
+    cfg = dataclasses.replace(cfg, options=options)
     try:
         cfg.validate()
     except KitError as e:  # name the file: a run folder's config.yaml is not one the user chose by name

@@ -150,9 +150,9 @@ def time_heads(rows, vectors: np.ndarray | None, cfg, model: Path) -> dict[str, 
 
     out: dict[str, float] = {}
     texts, y, rules = rows["text"].tolist(), rows["label"].to_numpy(), rows["rule"]
-    tokenizer, _ = load_encoder(model, cfg.max_length)
+    tokenizer, _ = load_encoder(model, cfg.options.max_length)
     t0 = time.perf_counter()
-    tokenizer(texts, truncation=True, max_length=cfg.max_length)
+    tokenizer(texts, truncation=True, max_length=cfg.options.max_length)
     out["tokenize_s"] = time.perf_counter() - t0
     tfidf = TfidfRuleModel(cfg)
     t0 = time.perf_counter()
@@ -168,7 +168,7 @@ def time_heads(rows, vectors: np.ndarray | None, cfg, model: Path) -> dict[str, 
         t0 = time.perf_counter()
 
         def lr():
-            return LogisticRegression(C=cfg.embed_c, max_iter=3000, random_state=cfg.seed)
+            return LogisticRegression(C=cfg.options.embed_c, max_iter=3000, random_state=cfg.seed)
 
         RuleRegressions(lr, "embedding", warn=False).fit(vectors, y, rules)
         out["embed_regressions_s"] = time.perf_counter() - t0
@@ -245,8 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     from jigsaw_kit.core.config import load_config, parse_overrides
 
     cfg = load_config(args.config, parse_overrides(args.set))
-    model = resolve_model(cfg.model)
-    args.max_length, args.token_budget = cfg.max_length, cfg.predict_token_budget
+    model = resolve_model(cfg.options.model)
+    args.max_length, args.token_budget = cfg.options.max_length, cfg.options.predict_token_budget
     started = machine()
     rows = sample_rows(args.data_dir, args.texts, args.seed)
     results = []
@@ -273,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         "config": args.config,
         "model": str(model),
         "texts": len(rows),
-        "max_length": cfg.max_length,
+        "max_length": cfg.options.max_length,
         "backends": results,
         "heads": heads,
     }

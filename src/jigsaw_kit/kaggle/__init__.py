@@ -7,13 +7,18 @@ names below, so the modules behind them can change without touching kernel/.
     budget.py     `jigsaw-kit kaggle-plan`: projected time against the limit, cuts and drops to fit
     evidence.py   what each member rests on: lb-proxy here, the leaderboard, its weight, its rank
     discover.py   MEMBERS = "auto": one member per attached checkpoint, by its config.json
-    notebook.py   settings, stage log, load, probe, the single-config path
+    attached.py   the attached checkpoints a member's config names, found by their bundle's marker
+    settings.py   the notebook's settings (its cells, JIGSAW_KIT_* variables) and its stage log
+    notebook.py   the data stage and the single-config path
+    probe.py      a fine-tune's probe, its projections and its cuts to the budget
     stages.py     plan, train, submit: checks first, the fast member, re-blends, drops and the wall-clock guard
-    members.py    several members, one process (and GPU) each, rank-blended per rule; the preview fast path
+    members.py    several members, one GPU each, rank-blended per rule; the preview decision; the plan table
+    launch.py     one `jigsaw-kit run` process per member: started, watched, stopped at the guard
     safety_net.py the notebook's first cell (pasted, not imported there): a submission before pip, the rerun policy,
                   the install and its import check
 """
 
+from jigsaw_kit.kaggle.attached import find_base_encoder, find_model_dir, member_config
 from jigsaw_kit.kaggle.budget import (
     Contender,
     Throughput,
@@ -29,6 +34,7 @@ from jigsaw_kit.kaggle.budget import (
 from jigsaw_kit.kaggle.bundling import bundle, slug, tested_version
 from jigsaw_kit.kaggle.discover import auto_members, classify, find_checkpoints
 from jigsaw_kit.kaggle.evidence import EVIDENCE, extra_encoders_help
+from jigsaw_kit.kaggle.launch import member_command, member_env
 from jigsaw_kit.kaggle.members import (
     DEFAULT_MEMBERS,
     Member,
@@ -38,23 +44,12 @@ from jigsaw_kit.kaggle.members import (
     dropped_line,
     gpu_cards,
     is_preview,
-    member_command,
-    member_env,
     parse_members,
     visible_gpus,
 )
-from jigsaw_kit.kaggle.notebook import (
-    NotebookSettings,
-    StageLog,
-    check_outputs,
-    find_base_encoder,
-    find_model_dir,
-    load_data,
-    member_config,
-    plan_run,
-    predict_and_submit,
-    train_final,
-)
+from jigsaw_kit.kaggle.notebook import check_outputs, load_data, predict_and_submit, train_final
+from jigsaw_kit.kaggle.probe import plan_run
+from jigsaw_kit.kaggle.settings import NotebookSettings, StageLog
 from jigsaw_kit.kaggle.stages import blend_finished, drops_failures, plan_members, submit_members, train_members
 from jigsaw_kit.kaggle.wheels import KAGGLE_WHEELS, MODEL_MARKER, canonical_name, unaccounted_requirements
 

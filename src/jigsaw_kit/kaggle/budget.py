@@ -125,7 +125,8 @@ def fit_to_budget(
 
     1. fewer epochs (to 0.1), not below min_epochs; 2. with token lengths known, a shorter max_length
     (multiples of 32, not below min_max_length) at min_epochs; 3. a max_steps cap: train on what fits.
-    Prediction is never cut: if it alone does not fit, the plan says so (fits=False).
+    Prediction is never cut: if it alone does not fit, the plan says so (fits=False). One function, not three:
+    each step starts from where the one before gave up, with the same projection and room.
     """
 
     def plan(epochs: float, length: int, steps: int, changes: list[str], fits: bool = True) -> Plan:
@@ -348,20 +349,25 @@ def workload(
 ) -> Workload:
     """What the trainer sees: training_rows deduplicated, of which test_example_rows (labelled only by the test
     file's examples) are repeated cfg.upsample_test_examples times in all, as data/prep.upsample_test_examples does."""
-    up = max(1, cfg.upsample_test_examples)
+    o = cfg.options
+    up = max(1, o.upsample_test_examples)
     return Workload(
         training_rows=training_rows + (up - 1) * test_example_rows,
         test_rows=test_rows,
-        epochs=cfg.epochs,
-        max_length=cfg.max_length,
-        rows_per_step=cfg.batch_size * cfg.grad_accum * devices,
-        max_steps=cfg.max_steps,
+        epochs=o.epochs,
+        max_length=o.max_length,
+        rows_per_step=o.batch_size * o.grad_accum * devices,
+        max_steps=o.max_steps,
         upsample=up,
     )
 
 
 def apply_plan(cfg: Config, plan: Plan) -> Config:
     """The config with the plan's epochs / max_length / max_steps, validated."""
-    new = dataclasses.replace(cfg, epochs=plan.epochs, max_length=plan.max_length, max_steps=plan.max_steps)
-    new.validate()
-    return new
+    return cfg.override(plan_overrides(cfg, plan))
+
+
+def plan_overrides(cfg: Config, plan: Plan) -> dict[str, Any]:
+    """The plan's cuts as `--set` overrides for the member's process: the keys workload() reads, where they change."""
+    planned = {"epochs": plan.epochs, "max_length": plan.max_length, "max_steps": plan.max_steps}
+    return {k: v for k, v in planned.items() if getattr(cfg.options, k) != v}

@@ -11,7 +11,8 @@ config.json of its own). Then, by what the folder holds:
         -> the embedding member: `encoders` of cpu-contrastive when evidence.extra_encoders_help(), else a
            cpu-hybrid member with it as `model`; and, being an encoder, a fine-tune as below
     an encoder (model_type with a masked-LM class in transformers, not a decoder)
-        -> kaggle-t4 with `model` = it (kaggle-t4-deberta for model_type deberta-v2)
+        -> kaggle-t4-round3 (the leaderboard's recipe for base encoders) with `model` = it
+           (kaggle-t4-deberta-round3 for model_type deberta-v2)
     a decoder LLM (model_type of the Qwen2/3, Llama, Gemma, Phi, Mistral families, architectures *ForCausalLM)
         -> kaggle-t4-qwen-lora with `model` = it
     anything else -> listed as skipped, with the reason
@@ -205,9 +206,9 @@ def auto_members(
     if minilm is not None:  # its cross-encoder fine-tune: the curve that grows fastest with the hidden test's labels
         tuned.append(_member("cpu-crossenc", "cpu-crossenc", default, "cpu-crossenc"))
     for f in found:
-        if FINE_TUNE in f.roles:
-            cfg = "kaggle-t4-deberta" if f.model_type == "deberta-v2" else "kaggle-t4"
-            tuned.append(_member(f"{cfg}-{f.label}", cfg, {"model": str(f.path), **ROUND3}, cfg))
+        if FINE_TUNE in f.roles:  # the leaderboard's recipe for base encoders (configs/kaggle-t4-round3.yaml)
+            recipe = "kaggle-t4-deberta" if f.model_type == "deberta-v2" else "kaggle-t4"
+            tuned.append(_member(f"{recipe}-{f.label}", f"{recipe}-round3", {"model": str(f.path)}, recipe))
         if LORA in f.roles:
             lora = "kaggle-t4-qwen-lora"
             # yes-no-chat: the prompt in the checkpoint's own chat template (Qwen3, Llama 3, Gemma, ...), not ChatML
@@ -215,14 +216,6 @@ def auto_members(
     # Strongest evidence first: fine-tunes take the GPUs round-robin in this order (members.assign_devices).
     members += sorted(tuned, key=lambda m: evidence.rank(m.recipe))
     return _unique(members), found, why if embed else ""
-
-
-# The recipe behind the leaderboard's fine-tuned base encoders (0.900-0.904 private, 9th place; the public DeBERTa
-# notebook; ../shared/leaderboard-recipes.md): link words appended to the comment, the test file's examples counted
-# twice, lr 2e-5 for base-size encoders. Not measured here on a base encoder (no GPU). On MiniLM the same recipe
-# (cpu-crossenc, with MiniLM's lr 5e-5 and 3 epochs) read 0.831 on 3 lb-proxy folds against the plain fine-tune's
-# 0.763 (cpu-minilm), legal advice as an unseen rule 0.765 against 0.612 (README, "Levers tried").
-ROUND3 = {"template": "rule-body-urls", "upsample_test_examples": 2, "learning_rate": 2e-5}
 
 
 def _unique(members: list[Member]) -> tuple[Member, ...]:

@@ -97,8 +97,8 @@ EVIDENCE: tuple[dict[str, Any], ...] = (
         "what": "an encoder fine-tuned as a classifier (BERT, RoBERTa, MPNet, E5, ModernBERT, ...), fp16",
         "attach": "an encoder checkpoint (model_type with a masked-LM class), e.g. jigsaw-kit-model-all-mpnet-base-v2",
         "lb_proxy": None,
-        "lb_proxy_note": "a base encoder needs a GPU; its recipe (discover.ROUND3) on MiniLM, cpu-crossenc, reads "
-        "0.831 on 3 folds, +0.068 over cpu-minilm, and climbs +0.042 per doubling of labels",
+        "lb_proxy_note": "a base encoder needs a GPU; its recipe (config kaggle-t4-round3) on MiniLM, cpu-crossenc, "
+        "reads 0.831 on 3 folds, +0.068 over cpu-minilm, and climbs +0.042 per doubling of labels",
         "lb_proxy_cmd": _CV + "kaggle-t4 --model DIR   (needs a GPU; on CPU: --folds 3 --config cpu-crossenc)",
         "leaderboard": "fine-tuned base encoders 0.900-0.904 private (9th place: MPNet-base 0.900, E5-base 0.904; "
         f"the three blended 0.913); encoders only 0.926 public (11th place); see {LEADERBOARD_DOC}",

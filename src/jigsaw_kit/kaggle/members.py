@@ -1,28 +1,23 @@
-"""Several members, one process each, blended per rule: the notebook's ensemble.
+"""Several members, one process each, blended per rule: the notebook's ensemble, as data.
 
-Each member is `jigsaw-kit run` with its own config, started as a subprocess pinned to one GPU
-(CUDA_VISIBLE_DEVICES); its log goes to <working>/jigsaw-kit/<member>.log. Whenever one finishes, what has
-finished is rank-blended within each rule with their weights (evaluate.blend) into <working>/submission.csv
-(stages.py). A member that fails stops the notebook, or, on the hidden rerun (keep_going), is dropped with a
-`DROPPED:` line; a wall-clock deadline stops whatever still runs. The pure parts (settings parsing, GPU
-assignment, command lines, the preview decision) are unit-tested; the probe and plan live in notebook.py.
+MEMBERS parsed into Members; the GPUs seen and who gets which; the preview decision; MemberRun, one member as
+planned (stages.py) and run (launch.py: its `jigsaw-kit run` process); the plan table; and the blend: whenever
+one finishes, what has finished is rank-blended within each rule with their weights (evaluate.blend) into
+<working>/submission.csv.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import signal
 import subprocess
-import sys
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jigsaw_kit.core.errors import KitError
+from jigsaw_kit.kaggle.budget import FULL_TEST_ROWS
 from jigsaw_kit.kaggle.safety_net import PREVIEW_MAX_TEST_ROWS
 
 if TYPE_CHECKING:  # annotations only: keep pandas out of `jigsaw-kit --help`
@@ -34,7 +29,7 @@ DEFAULT_MEMBERS: tuple[tuple[str, dict[str, Any], float], ...] = (("kaggle-t4", 
 
 
 PREVIEW_STEPS = 5  # a fine-tune's training steps on the preview: enough to prove the path end to end
-BASE_ENCODER = "all-mpnet-base-v2"  # fine-tunes use it instead of the default MiniLM when its dataset is attached
+MODEL_KEY = "model"  # the key `--model` sets: a member's checkpoint travels as --model, never as --set
 
 
 @dataclass(frozen=True)
@@ -177,7 +172,7 @@ def is_preview(test_rows: int, rerun: bool, full_on_preview: bool = False) -> bo
     """True on "Save Version"'s run over the public 10-row test.csv: a smoke run, the full recipe on the rerun.
 
     rerun: KAGGLE_IS_COMPETITION_RERUN is set. Both signals must say "preview", so should Kaggle's flag
-    ever be missing, the hidden test's 54,059 rows still get the full run.
+    ever be missing, the hidden test (FULL_TEST_ROWS) still gets the full run.
     """
     return not rerun and not full_on_preview and test_rows < PREVIEW_MAX_TEST_ROWS
 
@@ -187,21 +182,10 @@ def preview_banner(test_rows: int, steps: int) -> str:
     return (
         f"{bar}\nPREVIEW RUN: test.csv has {test_rows:,} rows and this is not the competition rerun: the smoke run\n"
         f"of 'Save Version'. Fine-tunes train {steps} steps, no probe. The submission written below is valid but\n"
-        "NOT the recipe's quality. The full recipe runs on the rerun over the hidden test (54,059 rows) after\n"
-        "'Submit'. For a full trial run now: FULL_RUN_ON_PREVIEW = True (or JIGSAW_KIT_FULL_PREVIEW=1).\n"
+        f"NOT the recipe's quality. The full recipe runs on the rerun over the hidden test ({FULL_TEST_ROWS:,} rows)\n"
+        "after 'Submit'. For a full trial run now: FULL_RUN_ON_PREVIEW = True (or JIGSAW_KIT_FULL_PREVIEW=1).\n"
         f"{bar}"
     )
-
-
-def set_args(overrides: Mapping[str, Any]) -> list[str]:
-    """`--set key=value` pairs; the model is passed as --model, None means "the config's own value"."""
-    args: list[str] = []
-    for k, v in overrides.items():
-        if k == "model" or v is None:
-            continue
-        value = ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
-        args += ["--set", f"{k}={value}"]
-    return args
 
 
 @dataclass
@@ -223,6 +207,7 @@ class MemberRun:
     ddp: int = 1  # > 1: trains with DDP over that many GPUs (torchrun), its prediction sharded (the lone fine-tune)
     predict_s: float | None = None  # the plan's projected prediction time: its training deadline leaves room for it
     stopped_early: str = ""  # what train_metrics.json says when its deadline stopped the training
+    attached: dict[str, str] = field(default_factory=dict)  # {checkpoint name: attached folder} its process resolves
     process: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
@@ -238,34 +223,6 @@ class MemberRun:
         if self.device is None:
             return "CPU"
         return f"GPUs {self.device} (DDP)" if self.ddp > 1 else f"GPU {self.device}"
-
-
-def member_command(run: MemberRun, data_dir: Path, python: str = sys.executable) -> list[str]:
-    """`jigsaw-kit run` for the member; under torchrun over its GPUs when it trains with DDP."""
-    cmd = [python, "-m"]
-    if run.ddp > 1:  # one process per GPU; `run` shards the prediction and rank 0 writes the submission
-        cmd += ["torch.distributed.run", "--standalone", f"--nproc_per_node={run.ddp}", "-m"]
-    cmd += ["jigsaw_kit.cli", "run", "--data-dir", str(data_dir), "--config", run.member.config]
-    if run.model_dir is not None:
-        cmd += ["--model", str(run.model_dir)]
-    cmd += ["--run-dir", str(run.run_dir), "--output", str(run.submission)]
-    return cmd + set_args(run.overrides)
-
-
-def member_env(
-    base: Mapping[str, str], device: str | None, threads: int, train_deadline: float | None = None
-) -> dict[str, str]:
-    """The member's environment: its GPU(s) ("" hides them all from a CPU member), its share of the cores, and the
-    time (epoch seconds) by which its training stops so that it still predicts and writes (JIGSAW_KIT_TRAIN_DEADLINE,
-    read by the trainer's deadline callback)."""
-    env = dict(base)
-    env["CUDA_VISIBLE_DEVICES"] = device if device is not None else ""
-    env["PYTHONUNBUFFERED"] = "1"  # the log shows progress as it happens, not in 8 kB lumps
-    if train_deadline is not None:
-        env["JIGSAW_KIT_TRAIN_DEADLINE"] = f"{train_deadline:.0f}"
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        env.setdefault(var, str(threads))  # concurrent members would otherwise each start one thread per core
-    return env
 
 
 def dropped_line(run: MemberRun) -> str:
@@ -289,188 +246,6 @@ def format_plan(runs: Sequence[MemberRun], gpus: Sequence[str], evidence: Callab
             lines.append(f"  {'':<{width}}  evidence: {evidence(r.member.evidence_key)}")
     lines += [dropped_line(r) for r in runs if r not in live]
     return "\n".join(lines)
-
-
-def _last_line(path: Path, n: int = 1) -> list[str]:
-    try:
-        text = path.read_bytes()[-20000:].decode("utf-8", "replace")
-    except OSError:
-        return []
-    # Progress bars redraw with \r: keep what a terminal would show.
-    lines = [x.rsplit("\r", 1)[-1] for x in text.splitlines()]
-    return [x for x in lines if x.strip()][-n:]
-
-
-def _stop(run: MemberRun) -> None:
-    p = run.process
-    if p is None or p.poll() is not None:
-        return
-    try:
-        os.killpg(p.pid, signal.SIGTERM)  # its own session (start_new_session): its workers go with it
-        p.wait(timeout=30)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
-            os.killpg(p.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
-def run_members(
-    runs: Sequence[MemberRun],
-    data_dir: Path,
-    poll_s: float = 60.0,
-    tail: int = 15,
-    out: Callable[[str], None] = print,
-    *,
-    keep_going: bool = False,
-    deadline: float | None = None,
-    on_done: Callable[[MemberRun], None] | None = None,
-    stagger_s: float = 0.0,
-) -> None:
-    """Start every member at once, print each one's latest log line every poll_s, and its tail when it ends;
-    on_done(run) after each success (the re-blend).
-
-    A member that fails (or whose on_done fails) stops the others and raises with its log tail, unless
-    keep_going: then it is marked failed, a DROPPED line says why, and the others go on. At `deadline`
-    (time.time() seconds) whatever still runs is stopped and dropped; without keep_going that raises too.
-    Members start stagger_s apart, so that their model loading and tokenising do not all peak in RAM at once.
-    """
-    threads = max(1, (os.cpu_count() or 1) // max(1, len(runs)))
-
-    def start(r: MemberRun) -> None:
-        if r.run_dir.exists():  # a rerun of this cell in a session: start clean, the notebook owns this folder
-            shutil.rmtree(r.run_dir)
-        r.run_dir.parent.mkdir(parents=True, exist_ok=True)
-        cmd = member_command(r, data_dir)
-        wait = f" (after {r.after})" if r.after else ""
-        out(f"[{r.member.name}] {r.where}{wait}: $ {' '.join(cmd)}")
-        with open(r.log, "w", encoding="utf-8") as log:
-            log.write(f"$ {' '.join(cmd)}\n")
-            log.flush()
-            r.process = subprocess.Popen(
-                cmd,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=member_env(os.environ, r.device, threads, train_deadline(r, deadline)),
-                start_new_session=True,
-            )
-
-    names = {r.member.name for r in runs}
-    waiting = [r for r in runs if r.after in names]
-    for i, r in enumerate([r for r in runs if r not in waiting]):
-        if i and stagger_s > 0:
-            time.sleep(stagger_s)
-        start(r)
-    t0 = time.time()
-
-    def fail(r: MemberRun, status: str, reason: str, detail: str = "") -> None:
-        r.status, r.reason = status, reason
-        if not keep_going:
-            what = f"member {r.member.name} ({r.member.config}, {r.where})"
-            raise KitError(f"{what} {reason}; the other members were stopped.{detail}")
-        out("!" * 100)
-        out(dropped_line(r) + detail)
-
-    pending = [r for r in runs if r not in waiting]
-
-    def ended(r: MemberRun) -> None:
-        """Start whatever waited for r (one after another on a card too small for both)."""
-        for w in [w for w in waiting if w.after == r.member.name]:
-            waiting.remove(w)
-            start(w)
-            pending.append(w)
-
-    try:
-        while pending:
-            wake = time.time() + poll_s
-            while time.time() < wake and all(r.process.poll() is None for r in pending):
-                if deadline is not None and time.time() >= deadline:
-                    break
-                time.sleep(min(1.0, poll_s))
-            late = deadline is not None and time.time() >= deadline
-            for r in list(pending):
-                rc = r.process.poll()
-                if rc is None:
-                    if not late:
-                        last = _last_line(r.log)
-                        out(f"[{r.member.name}] running {time.time() - t0:.0f} s: {last[0][-160:] if last else ''}")
-                    continue
-                pending.remove(r)
-                ended(r)
-                lines = "\n".join(f"  | {x}" for x in _last_line(r.log, tail))
-                if rc != 0:
-                    why = f"failed with exit status {rc} after {time.time() - t0:.0f} s"
-                    fail(r, "failed", why, f" Last lines of {r.log}:\n{lines}")
-                    continue
-                out(f"[{r.member.name}] done in {time.time() - t0:.0f} s -> {r.submission}; last lines of {r.log}:")
-                out(lines)
-                r.status = "done"
-                r.stopped_early = stopped_early(r.run_dir)
-                if r.stopped_early:
-                    out(f"[{r.member.name}] {r.stopped_early}; its predictions are blended all the same")
-                if on_done is not None:
-                    try:
-                        on_done(r)
-                    except Exception as e:  # noqa: BLE001  on the rerun any failure only drops this member
-                        if not keep_going:
-                            raise
-                        fail(r, "failed", f"its submission could not be blended ({type(e).__name__}: {e})")
-                        try:
-                            on_done(r)  # blend again without it
-                        except Exception as again:  # noqa: BLE001  the last good submission.csv stays
-                            out(f"re-blend without {r.member.name} failed too ({again}); submission.csv unchanged")
-            if late and (pending or waiting):
-                _guard([*pending, *waiting], time.time() - t0, keep_going, out)
-                pending, waiting[:] = [], []
-    finally:
-        for r in runs:
-            if r.process is not None:
-                _stop(r)
-
-
-PREDICT_RESERVE_S = 900.0  # at least this long between a member's training deadline and the wall-clock guard
-
-
-def train_deadline(run: MemberRun, guard: float | None) -> float | None:
-    """When the member's training must stop: the guard less twice its projected prediction time (model loading,
-    writing, a slower GPU), at least PREDICT_RESERVE_S; None without a guard."""
-    if guard is None:
-        return None
-    return guard - max(PREDICT_RESERVE_S, 2 * (run.predict_s or 0.0))
-
-
-def stopped_early(run_dir: Path) -> str:
-    """'' or what the member's train_metrics.json says of a training its deadline stopped."""
-    import json
-
-    try:
-        m = json.loads((Path(run_dir) / "train_metrics.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return ""
-    if not isinstance(m, dict) or not m.get("stopped_early"):
-        return ""
-    return f"STOPPED EARLY by its deadline at step {m.get('stopped_at_step')} of {m.get('planned_steps')}"
-
-
-def _guard(pending: Sequence[MemberRun], elapsed: float, keep_going: bool, out: Callable[[str], None]) -> None:
-    """The wall-clock guard fired: stop what still runs, mark it dropped; raise unless keep_going."""
-    for r in pending:
-        _stop(r)
-        r.status = "dropped"
-        r.reason = (
-            f"stopped by the wall-clock guard after {elapsed:.0f} s (it would overrun Kaggle's limit); "
-            "the best finished blend stays"
-        )
-    if not keep_going:
-        names = ", ".join(r.member.name for r in pending)
-        raise KitError(
-            f"the wall-clock guard stopped {names} after {elapsed:.0f} s; submission.csv holds the best "
-            "finished blend. Cut the members (fewer epochs, smaller models) or raise JIGSAW_KIT_GUARD_HOURS."
-        )
-    for r in pending:
-        tail = "\n".join(f"  | {x}" for x in _last_line(r.log, 3))
-        out("!" * 100)
-        out(f"{dropped_line(r)} Last lines of {r.log}:\n{tail}")
 
 
 def blend_members(runs: Sequence[MemberRun], processed: Processed, output: Path) -> Path:

@@ -15,26 +15,29 @@ interactive runs the same failure fails the notebook, so the user sees it before
 
 from __future__ import annotations
 
-import dataclasses
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from jigsaw_kit.core.errors import KitError
 from jigsaw_kit.kaggle import evidence
+from jigsaw_kit.kaggle.attached import BASE_ENCODER, attached_for, find_base_encoder, member_overrides
 from jigsaw_kit.kaggle.budget import (
+    FULL_TEST_ROWS,
     Contender,
-    apply_plan,
     choose_within_budget,
     ddp_speed,
     gpu_shares,
     hms,
     pack_by_memory,
+    plan_overrides,
     shared,
 )
 from jigsaw_kit.kaggle.bundling import slug
+from jigsaw_kit.kaggle.launch import run_members
 from jigsaw_kit.kaggle.members import (
-    BASE_ENCODER,
+    MODEL_KEY,
     Member,
     MemberRun,
     assign_devices,
@@ -43,27 +46,29 @@ from jigsaw_kit.kaggle.members import (
     format_plan,
     is_preview,
     preview_banner,
-    run_members,
 )
-from jigsaw_kit.kaggle.notebook import (
-    NotebookSettings,
-    StageLog,
-    _release_gpu,
-    check_outputs,
-    find_base_encoder,
-    measure_run,
-    member_config,
-    plan_budget,
-    report_plan,
-    run_workload,
-)
+from jigsaw_kit.kaggle.notebook import check_outputs
+from jigsaw_kit.kaggle.probe import measure_run, plan_budget, release_gpu, report_plan, run_workload
 from jigsaw_kit.kaggle.safety_net import keeps_going
+from jigsaw_kit.kaggle.settings import NotebookSettings, StageLog
 from jigsaw_kit.kaggle.wheels import MODEL_DATASET_PREFIX
 from jigsaw_kit.methods import method_class
 
 if TYPE_CHECKING:
     from jigsaw_kit.core.config import Config
     from jigsaw_kit.data.dataset import Processed
+
+
+class Checked(NamedTuple):
+    """A member that passed the checks: the config its process will load, what it is told, where its checkpoints
+    are attached; first/blend: the fast member runs alone first, a safety net stays out of the blend."""
+
+    member: Member
+    cfg: Config
+    overrides: dict[str, Any]
+    attached: dict[str, str]
+    first: bool = False
+    blend: bool = True
 
 
 def drops_failures(settings: NotebookSettings, test_rows: int) -> bool:
@@ -81,15 +86,16 @@ def _policy(keep_going: bool) -> str:
     return "on failure: FAIL the notebook (preview / interactive: see it before spending a submission)"
 
 
-def verify_inputs(cfg: Config) -> None:
-    """Every checkpoint the member will load, resolved and verified (sizes, headers; sha256 where recorded)."""
+def verify_inputs(cfg: Config, attached: Mapping[str, str] | None = None) -> None:
+    """Every checkpoint the member will load, resolved (attached: where the notebook found its names) and verified
+    (sizes, headers; sha256 where recorded)."""
     from jigsaw_kit import pipeline
-    from jigsaw_kit.core.checkpoints import resolve_model, verify_checkpoint
+    from jigsaw_kit.core import checkpoints
 
-    pipeline.check_inputs(cfg)
-    if method_class(cfg.method).uses_model:
-        for name in dict.fromkeys([cfg.model, *cfg.encoders]):
-            verify_checkpoint(resolve_model(name), deep=True)
+    with checkpoints.attached(attached or {}):
+        pipeline.check_inputs(cfg)
+        for name in method_class(cfg.method).checkpoints(cfg):
+            checkpoints.verify_checkpoint(checkpoints.resolve_model(name), deep=True)
 
 
 def _shown(model: Path) -> str:
@@ -108,12 +114,12 @@ def _drop_or_raise(keep_going: bool, run: MemberRun) -> MemberRun:
     return run
 
 
-def _checked(settings: NotebookSettings, keep_going: bool) -> tuple[list[tuple[Member, Config]], list[MemberRun]]:
-    """(member, config) of the usable members, and the dropped ones; raises instead of dropping unless keep_going."""
+def _checked(settings: NotebookSettings, keep_going: bool) -> tuple[list[Checked], list[MemberRun]]:
+    """The usable members, and the dropped ones; raises instead of dropping unless keep_going."""
     from jigsaw_kit.core.config import load_config
 
     base = find_base_encoder(settings.input_root)
-    ok: list[tuple[Member, Config]] = []
+    ok: list[Checked] = []
     dropped: list[MemberRun] = []
     for folder, why in settings.unusable:
         if not keep_going:
@@ -125,22 +131,25 @@ def _checked(settings: NotebookSettings, keep_going: bool) -> tuple[list[tuple[M
         try:
             cfg = load_config(m.config, m.overrides)  # checked before its checkpoints: it never loads them
             method = cfg.method
-            cant = [f"{mod} ({broken[mod]})" for mod in method_class(cfg.method).imports(cfg) if mod in broken]
+            cls = method_class(cfg.method)
+            cant = [f"{mod} ({broken[mod]})" for mod in cls.imports(cfg) if mod in broken]
             if cant:
                 why = f"its stack cannot import: {'; '.join(cant)} (see the install cell)"
                 dropped.append(_drop_or_raise(keep_going, _dropped(m, settings, why, method)))
                 continue
-            if method_class(cfg.method).gpu == "needs" and settings.gpu_refused:
+            if cls.gpu == "needs" and settings.gpu_refused:
                 raise KitError(settings.gpu_refused)
-            cfg = member_config(m, settings, base)
-            verify_inputs(cfg)
+            overrides = member_overrides(m, settings, base)
+            cfg = load_config(m.config, overrides)
+            found = attached_for(cfg, settings)
+            verify_inputs(cfg, found)
         except KitError as e:
             dropped.append(_drop_or_raise(keep_going, _dropped(m, settings, f"unusable input: {e}", method)))
             continue
-        ok.append((m, cfg))
+        ok.append(Checked(m, cfg, overrides, found))
     if not ok and not settings.fast_member:
         raise KitError("no usable member: see the DROPPED lines above.")
-    if any(c.method == "transformer" and "model" not in m.overrides for m, c in ok):
+    if any(method_class(c.cfg.method).fine_tunes and MODEL_KEY not in c.member.overrides for c in ok):
         print(
             f"fine-tune encoder: {BASE_ENCODER} (attached at {base})"
             if base is not None
@@ -150,30 +159,105 @@ def _checked(settings: NotebookSettings, keep_going: bool) -> tuple[list[tuple[M
     return ok, dropped
 
 
-def _with_fast_member(
-    ok: list[tuple[Member, Config]], settings: NotebookSettings
-) -> list[tuple[Member, Config, bool, bool]]:
-    """(member, config, first, blend): the fast member first; added as a safety net (not blended) when the
-    members do not include it (blend cpu-hybrid + tfidf-lr read 0.853 on lb-proxy, below cpu-hybrid's 0.856)."""
+def _with_fast_member(ok: list[Checked], settings: NotebookSettings) -> list[Checked]:
+    """The fast member first; added as a safety net (not blended) when the members do not include it (blend
+    cpu-hybrid + tfidf-lr read 0.853 on lb-proxy, below cpu-hybrid's 0.856)."""
     from jigsaw_kit.core.config import load_config
 
     fast = settings.fast_member
-    out = [(m, c, False, True) for m, c in ok]
     if not fast:
-        return out
-    i = next((i for i, (m, _) in enumerate(ok) if m.config == fast), None)
+        return ok
+    i = next((i for i, c in enumerate(ok) if c.member.config == fast), None)
     if i is not None:
-        return [(ok[i][0], ok[i][1], True, True)] + [x for j, x in enumerate(out) if j != i]
-    name = fast if all(m.name != fast for m, _ in ok) else f"{fast}-safety-net"
-    return [(Member(name, fast, {}, 1.0, fast), load_config(fast), True, False), *out]
+        return [ok[i]._replace(first=True)] + [c for j, c in enumerate(ok) if j != i]
+    name = fast if all(c.member.name != fast for c in ok) else f"{fast}-safety-net"
+    cfg = load_config(fast)
+    try:
+        found = attached_for(cfg, settings)
+    except KitError:  # not checked, as a member is: its process says what is missing
+        found = {}
+    return [Checked(Member(name, fast, {}, 1.0, fast), cfg, {}, found, first=True, blend=False), *ok]
+
+
+def process_config(run: MemberRun) -> Config:
+    """The config the member's process will load: its config file, its --set overrides and its --model."""
+    from jigsaw_kit.core.config import load_config
+
+    model = {MODEL_KEY: str(run.model_dir)} if run.model_dir is not None else {}
+    return load_config(run.member.config, {**run.overrides, **model})
+
+
+def _member_run(c: Checked, device: str | None, gpus: list[str], ddp: int, settings: NotebookSettings) -> MemberRun:
+    """The member as its process will be told it: where it runs, what the device imposes, its --model (the folder
+    of the checkpoint it loads first)."""
+    cls = method_class(c.cfg.method)
+    forced, why = cls.device_overrides(c.cfg, bool(gpus), settings.bf16)
+    names = cls.checkpoints(c.cfg)
+    model = Path(c.attached.get(names[0], names[0])) if names else None
+    where = settings.run_root / c.member.name
+    run = MemberRun(c.member, c.cfg.method, device, model, {**c.overrides, **forced}, where, first=c.first)
+    run.blend, run.attached = c.blend, dict(c.attached)
+    run.note = f"; {why}" if why else ""  # the plan's note goes in front
+    if ddp > 1 and cls.gpu == "needs":
+        run.device, run.ddp = ",".join(gpus), ddp
+    return run
+
+
+def _one_pass_note(run: MemberRun, cfg: Config, preview: bool, settings: NotebookSettings) -> None:
+    """A method fitted in one pass: no probe; its note says so, with its short tune's steps (cut on the preview)."""
+    cls = method_class(cfg.method)
+    note = f"method {cls.title(cfg)}: no epochs to budget (each text is embedded or vectorised once)"
+    steps = cls.tune_steps(cfg)
+    if steps:
+        if preview:
+            steps = min(settings.preview_steps, steps)
+            run.overrides.update(cls.step_cap(cfg, steps))
+        note += f", after {steps} encoder-tuning steps" + (" (PREVIEW)" if preview else "")
+    entry = evidence.evidence(run.member.evidence_key)
+    if entry and not preview:
+        note += f"; at {FULL_TEST_ROWS:,} rows {entry['projected']}"
+    if not run.blend:
+        note += "; SAFETY NET: runs first, its submission.csv stands until a blended member finishes"
+    run.note = note + run.note
+
+
+def _fine_tuned(run: MemberRun, cfg: Config) -> str:
+    return _shown(run.model_dir) if run.model_dir is not None else method_class(cfg.method).title(cfg)
+
+
+def _probe(
+    run: MemberRun, cfg: Config, processed: Processed, settings: NotebookSettings, keep_going: bool
+) -> tuple[MemberRun, Config, Processed, Contender] | None:
+    """A fine-tune timed on this GPU: (run, cfg, its rows, its claim on the budget); None when it was dropped."""
+    from jigsaw_kit import pipeline
+    from jigsaw_kit.core import checkpoints
+
+    print(f"--- {run.member.name}: probe on this GPU ({method_class(cfg.method).title(cfg)})")
+    same = {"template": cfg.template, "use_test_examples": cfg.use_test_examples}
+    try:
+        data = processed
+        if any(processed.manifest.get(k) != v for k, v in same.items()):
+            data = pipeline.build(cfg, kaggle_root=settings.input_root)  # another template: its own rows
+        with checkpoints.attached(run.attached):
+            tp, lengths = measure_run(cfg, data, settings)
+    except Exception as e:  # noqa: BLE001  the rerun drops what fails (CUDA out of memory, a bad checkpoint)
+        if not keep_going:
+            raise
+        run.status, run.reason = "dropped", f"its probe failed ({type(e).__name__}: {str(e)[:300]})"
+        print(dropped_line(run))
+        return None
+    finally:
+        release_gpu()  # the next member's probe must not fail on this one's leftovers
+    tp = ddp_speed(tp, run.ddp)
+    work = run_workload(cfg, data, devices=run.ddp)
+    c = Contender(run.member.name, evidence.rank(run.member.evidence_key), run.device, work, tp, tuple(lengths or ()))
+    return run, cfg, data, c
 
 
 def plan_members(settings: NotebookSettings, processed: Processed, gpus: list[str], log: StageLog) -> list[MemberRun]:
     """What runs where, and with what: each member's config, GPU (or CPU), and, for a fine-tune, the probe's
     projection and the budget's cuts (passed to its process as --set overrides). On the preview, a smoke run.
     Members left out are returned too, with status "dropped" and the reason."""
-    from jigsaw_kit import pipeline
-
     check_outputs(settings)
     test_rows = int(processed.manifest["counts"]["test_csv_rows"])
     keep_going = drops_failures(settings, test_rows)
@@ -183,71 +267,26 @@ def plan_members(settings: NotebookSettings, processed: Processed, gpus: list[st
         print(preview_banner(test_rows, settings.preview_steps))
     ok, dropped = _checked(settings, keep_going)
     planned = _with_fast_member(ok, settings)
-    uses = [method_class(c.method).gpu for _, c, _, _ in planned]
+    uses = [method_class(c.cfg.method).gpu for c in planned]
     devices = assign_devices(uses, gpus)
     # The lone fine-tune or LoRA trains on every GPU (DDP) instead of leaving the second T4 idle.
     ddp = len(gpus) if uses.count("needs") == 1 and len(gpus) > 1 else 1
     runs: list[MemberRun] = []
     probes: list[tuple[MemberRun, Config, Processed, Contender]] = []
-    for (m, cfg, first, blend), dev in zip(planned, devices):
-        overrides = dict(m.overrides)
-        cls = method_class(cfg.method)
-        if settings.max_steps is not None and cls.stepped:  # a smoke run cuts every method's training steps
-            overrides["max_steps"] = settings.max_steps
-        model = Path(cfg.model) if cls.uses_model else None
-        cpu = ""
-        if not gpus and cfg.precision == "fp16":  # else a certain crash: slow on the CPU beats no member at all
-            overrides["precision"] = "auto"
-            cfg = dataclasses.replace(cfg, precision="auto")
-            cpu = "; no GPU seen, so precision auto (fp32) instead of fp16"
-        elif gpus and settings.bf16 and cfg.precision == "fp16":  # fp16 is for the T4; bf16 does not overflow
-            overrides["precision"] = "bf16"
-            cfg = dataclasses.replace(cfg, precision="bf16")
-            cpu = "; every GPU runs fast bf16 (sm_80+), so bf16 instead of fp16"
-        run = MemberRun(m, cfg.method, dev, model, overrides, settings.run_root / m.name, first=first, blend=blend)
-        if ddp > 1 and cls.gpu == "needs":
-            run.device, run.ddp = ",".join(gpus), ddp
+    for c, dev in zip(planned, devices):
+        run = _member_run(c, dev, gpus, ddp, settings)
         runs.append(run)
-        entry = evidence.evidence(m.evidence_key)
-        if cfg.method != "transformer":
-            run.note = f"method {cfg.method}: no epochs to budget (each text is embedded or vectorised once)"
-            if cls.stepped:  # a short, fixed number of steps (the contrastive method's encoder tune)
-                steps = int(overrides.get("max_steps", cfg.max_steps))
-                if preview:
-                    steps = min(settings.preview_steps, steps)
-                    overrides["max_steps"] = steps
-                run.note += f", after {steps} encoder-tuning steps" + (" (PREVIEW)" if preview else "")
-            if entry and not preview:
-                run.note += f"; at 54,059 rows {entry['projected']}"
-            if not blend:
-                run.note += "; SAFETY NET: runs first, its submission.csv stands until a blended member finishes"
+        cfg = process_config(run)
+        if not method_class(cfg.method).fine_tunes:
+            _one_pass_note(run, cfg, preview, settings)
         elif preview:
             steps = min(settings.preview_steps, settings.max_steps or settings.preview_steps)
-            overrides["max_steps"] = steps
-            run.note = f"fine-tune {_shown(model)}: PREVIEW, {steps} training steps, no probe{cpu}"
-        else:
-            run.note = cpu  # _budget puts the projection in front
-            print(f"--- {m.name}: probe on this GPU ({cfg.model})")
-            same = {"template": cfg.template, "use_test_examples": cfg.use_test_examples}
-            try:
-                data = processed
-                if any(processed.manifest.get(k) != v for k, v in same.items()):
-                    data = pipeline.build(cfg, kaggle_root=settings.input_root)  # another template: its own rows
-                tp, lengths = measure_run(cfg, data, settings)
-            except Exception as e:  # noqa: BLE001  the rerun drops what fails (CUDA out of memory, a bad checkpoint)
-                if not keep_going:
-                    raise
-                run.status, run.reason = "dropped", f"its probe failed ({type(e).__name__}: {str(e)[:300]})"
-                print(dropped_line(run))
-                continue
-            finally:
-                _release_gpu()  # the next member's probe must not fail on this one's leftovers
-            tp = ddp_speed(tp, run.ddp)
-            work = run_workload(cfg, data, devices=run.ddp)
-            c = Contender(m.name, evidence.rank(m.evidence_key), run.device, work, tp, tuple(lengths or ()))
-            probes.append((run, cfg, data, c))
+            run.overrides.update(method_class(cfg.method).step_cap(cfg, steps))
+            run.note = f"fine-tune {_fine_tuned(run, cfg)}: PREVIEW, {steps} training steps, no probe{run.note}"
+        elif (probe := _probe(run, cfg, processed, settings, keep_going)) is not None:
+            probes.append(probe)
     _budget(probes, settings, log)
-    _release_gpu()
+    release_gpu()
     runs += dropped
     print(format_plan(runs, gpus, evidence.summary))
     return runs
@@ -273,17 +312,14 @@ def _budget(
         k = shares[c.device] if c.device is not None else 1
         print(f"--- {run.member.name}: plan" + (f" ({k} fine-tunes share GPU {c.device})" if k > 1 else ""))
         totals = report_plan(data, settings, c.work, shared(c.tp, k), list(c.lengths or ()) or None, plan, overhead)
-        planned = apply_plan(cfg, plan)
-        for key in ("epochs", "max_length", "max_steps"):
-            if getattr(planned, key) != getattr(cfg, key):
-                run.overrides[key] = getattr(planned, key)
+        run.overrides.update(plan_overrides(cfg, plan))
         parts = [f"this data {hms(plan.projection.total_s)}"] + [f"{label} {hms(t)}" for label, t in totals[1:]]
         cuts = f"; cuts: {', '.join(plan.changes)}" if plan.changes else ""
         run.after = waits.get(c.name)
         run.predict_s = plan.projection.predict_s
         peak = f"; probe peak {c.tp.peak_gpu_bytes / 2**30:.1f} GiB" if c.tp.peak_gpu_bytes else ""
         queued = f"; starts after {run.after} (both would not fit GPU {c.device}'s memory)" if run.after else ""
-        run.note = f"fine-tune {_shown(Path(cfg.model))}: projected {'; '.join(parts)}{cuts}{peak}{queued}{run.note}"
+        run.note = f"fine-tune {_fine_tuned(run, cfg)}: projected {'; '.join(parts)}{cuts}{peak}{queued}{run.note}"
 
 
 def _weighed(r: MemberRun) -> str:

@@ -1,12 +1,13 @@
 """Learners behind one interface (base.Method: fit, predict, save, load), found by the config's `method`.
 
+options.py    the options of tfidf-lr, hybrid and contrastive (light: loading a config imports it)
 rulewise.py   one logistic regression per rule over any features (tfidf and hybrid use it)
 tfidf.py      `tfidf-lr`: TF-IDF word + char n-grams, per-rule regressions
 embed.py      frozen-encoder sentence embeddings, cached per text
 hybrid.py     `hybrid`: TF-IDF + embedding regressions, exact lookup; contrastive.py: the same on a tuned encoder
 embedding/    their parts: encoders, the tune (+ its cache), per-rule heads, lookup, pseudo-labels, saved form
 batching.py   length-sorted, token-budget batches (embedding and prediction)
-transformer/  `transformer`: Hugging Face Trainer fine-tune, heads, LoRA, batched prediction
+transformer/  `transformer`: Hugging Face Trainer fine-tune, heads, LoRA, batched prediction, its options
 """
 
 from __future__ import annotations

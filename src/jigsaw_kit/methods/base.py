@@ -6,23 +6,22 @@
     scores = methods.load(run_dir, cfg).predict(rows)
 
 The pipeline, CV, bench and the Kaggle notebook hold a `Method` and never ask which one. A new
-learner is one module here and one line in `core.config.METHODS`.
+learner is one module here, its options dataclass (methods/options.py), and a line in each of
+`core.config.METHODS` and `core.config.OPTIONS`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import joblib
-import numpy as np
-import pandas as pd
-
-from jigsaw_kit.core.atomic import atomic_path
-from jigsaw_kit.core.config import Config
+from jigsaw_kit.core.config import Config, MethodOptions
 from jigsaw_kit.core.errors import KitError
+
+if TYPE_CHECKING:  # annotations only: loading a config imports this module (methods/options.py), and stays light
+    import numpy as np
+    import pandas as pd
 
 
 class Method(ABC):
@@ -31,8 +30,7 @@ class Method(ABC):
     name: ClassVar[str]  # the config's `method`
     resumable: ClassVar[bool] = False  # keeps checkpoints that `train --resume` can continue
     # What the Kaggle notebook plans by, so it never branches on method names:
-    uses_model: ClassVar[bool] = True  # embeds with or tunes the config's `model` checkpoint
-    stepped: ClassVar[bool] = False  # trains max_steps optimizer steps (a smoke run cuts them)
+    uses_model: ClassVar[bool] = True  # embeds with or tunes the options' `model` checkpoint
     gpu: ClassVar[str] = "optional"  # "needs" one, "optional" (faster with one), or "none"
     # Fine-tunes `model` for epochs: the Kaggle plan probes it, projects its time and cuts its epochs to the budget,
     # and the notebook may swap in the attached base encoder for the kit's default. False: each text is embedded or
@@ -83,12 +81,37 @@ class Method(ABC):
         """Every checkpoint (a name under weights/ or a folder) a run of this config loads, `model` first."""
         if not cls.uses_model:
             return ()
-        return tuple(dict.fromkeys([cfg.model, *cfg.encoders]))
+        return tuple(dict.fromkeys([cfg.options.model, *getattr(cfg.options, "encoders", ())]))
 
     @classmethod
     def title(cls, cfg: Config) -> str:
         """How logs and tables name a run of this config: the method, or for a fine-tune the checkpoint it tunes."""
         return cfg.method
+
+    # What the Kaggle plan asks instead of a method's name or keys; overrides are `--set` pairs, as a member's
+    # `jigsaw-kit run` process receives them.
+    @classmethod
+    def step_cap(cls, cfg: Config, steps: int) -> dict[str, Any]:
+        """Overrides that stop a run of this config's training after `steps` optimizer steps (a smoke run, the
+        Kaggle preview); {} for a method that trains no steps."""
+        return {}
+
+    @classmethod
+    def tune_steps(cls, cfg: Config) -> int:
+        """Optimizer steps of a short, fixed tune that fit runs before its single pass (what the plan's note
+        says); 0: none. A fine-tune's steps are the budget's business, not this."""
+        return 0
+
+    @classmethod
+    def device_overrides(cls, cfg: Config, gpu: bool, bf16: bool) -> tuple[dict[str, Any], str]:
+        """(overrides, why) the device imposes on this config: gpu, whether the run gets one; bf16, whether
+        every GPU has fast bf16 (sm_80+). ({}, "") when the config runs there as it is."""
+        return {}, ""
+
+    @classmethod
+    def trial(cls, cfg: Config, steps: int) -> Config:
+        """This config cut to a timed trial of `steps` optimizer steps that keeps no checkpoint (the probe)."""
+        return cfg.override(cls.step_cap(cfg, steps))
 
     def passes(self, rows: int) -> float:
         """How many times fit went over the rows (epochs); 1 for methods fitted in one pass."""
@@ -119,10 +142,16 @@ class FittedMethod(Method):
     file: ClassVar[str]
 
     def save(self, run_dir: Path) -> None:
+        import joblib
+
+        from jigsaw_kit.core.atomic import atomic_path
+
         atomic_path(Path(run_dir) / self.file, lambda t: joblib.dump(self, t))
 
     @classmethod
     def load(cls, run_dir: Path, cfg: Config) -> Method:
+        import joblib
+
         p = Path(run_dir) / cls.file
         if not p.is_file():
             raise KitError(f"{p} missing: train first (`jigsaw-kit train --config {cfg.name}`).")
@@ -135,18 +164,25 @@ class FittedMethod(Method):
             ) from None
         if not isinstance(method, cls):
             raise KitError(f"{p} holds a {type(method).__name__}, not a saved {cls.name} model: train again.")
+        # pickled before options were split per method (an unpickled flat Config has only the class's None)
+        if not isinstance(getattr(getattr(method, "cfg", None), "options", None), MethodOptions):
+            raise KitError(
+                f"{p} was saved by an older kit version, whose config this one cannot read: train again "
+                f"(`jigsaw-kit train --config {cfg.name} --run-dir {run_dir}`)."
+            )
         return method
 
     @classmethod
     def check_saved(cls, run_dir: Path, cfg: Config) -> None:
-        """The saved model loads, and was fitted under the config config.yaml holds (not a file from another run)."""
-        saved = getattr(cls.load(run_dir, cfg), "cfg", None)
-        fields = [f for f in dataclasses.fields(Config) if f.name != "extra"]  # extra: free-form notes
-        differ = [f.name for f in fields if hasattr(saved, f.name) and getattr(saved, f.name) != getattr(cfg, f.name)]
+        """The saved model loads, and was fitted under the config config.yaml holds (not a file from another run):
+        the shared keys and every option, groups' too (`tune.steps`)."""
+        saved = cls.load(run_dir, cfg).cfg.flat()
+        now = cfg.flat()
+        differ = [k for k in {**saved, **now} if k != "extra" and saved.get(k) != now.get(k)]  # extra: notes
         if differ:
             k, yaml_file = differ[0], Path(run_dir) / "config.yaml"
             raise KitError(
-                f"{Path(run_dir) / cls.file} was fitted with {k}={getattr(saved, k)!r}, but {yaml_file} says "
-                f"{k}={getattr(cfg, k)!r} ({len(differ)} key(s) differ: {differ[:5]}): the folder mixes two runs. "
+                f"{Path(run_dir) / cls.file} was fitted with {k}={saved.get(k)!r}, but {yaml_file} says "
+                f"{k}={now.get(k)!r} ({len(differ)} key(s) differ: {differ[:5]}): the folder mixes two runs. "
                 "Train again into a fresh --run-dir."
             )

@@ -18,25 +18,14 @@ import pandas as pd
 from jigsaw_kit.core.config import Config
 from jigsaw_kit.methods import hybrid
 from jigsaw_kit.methods.embedding.recipe import EmbeddingRecipe
-from jigsaw_kit.methods.embedding.tune import EncoderTune, TuneOptions
-
-DEFAULT_STEPS = 20  # max_steps <= 0 (a fine-tune's "use epochs") means the tune's usual budget
+from jigsaw_kit.methods.embedding.tune import EncoderTune
 
 
 def recipe_from(cfg: Config) -> EmbeddingRecipe:
-    """The hybrid's parts (hybrid.recipe_from) with the tune of the first encoder: the one function that reads the
-    config's keys for the tune."""
+    """The hybrid's parts (hybrid.recipe_from) with the tune of the first encoder, by the options' `tune` group
+    (methods/options.TuneOptions): the one function that reads the config's keys for the tune."""
     recipe = hybrid.recipe_from(cfg)
-    options = TuneOptions(
-        steps=cfg.max_steps if cfg.max_steps > 0 else DEFAULT_STEPS,
-        batch_size=cfg.batch_size,
-        learning_rate=cfg.learning_rate,
-        warmup_ratio=cfg.warmup_ratio,
-        freeze_layers=cfg.freeze_layers,
-        objective=cfg.tune_objective,
-        negated_rules=cfg.negated_rules,
-    )
-    recipe.tune = EncoderTune(options, seed=cfg.seed, max_length=cfg.max_length)
+    recipe.tune = EncoderTune(cfg.options.tune, seed=cfg.seed, max_length=cfg.options.max_length)
     return recipe
 
 
@@ -49,10 +38,17 @@ def tune_encoder(cfg: Config, rows: pd.DataFrame, out_dir: Path, info: dict[str,
 class ContrastiveHybrid(hybrid.HybridRuleModel):
     name = "contrastive"
     old_file: ClassVar[str] = "contrastive.joblib"
-    stepped = True  # the encoder tune: a fixed number of steps (a smoke run cuts them)
     # the tune is a SentenceTransformer's
     modules = (*hybrid.HybridRuleModel.modules, "datasets", "sentence_transformers")
 
     @classmethod
     def recipe_from(cls, cfg: Config) -> EmbeddingRecipe:
         return recipe_from(cfg)
+
+    @classmethod
+    def step_cap(cls, cfg: Config, steps: int) -> dict[str, Any]:
+        return {"tune.steps": steps}
+
+    @classmethod
+    def tune_steps(cls, cfg: Config) -> int:
+        return cfg.options.tune.steps

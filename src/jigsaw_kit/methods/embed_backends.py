@@ -35,9 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
-from jigsaw_kit.core.config import EMBED_BACKENDS
 from jigsaw_kit.core.errors import KitError
 from jigsaw_kit.methods.embed_cache import cache_root, checkpoint_fingerprint
+from jigsaw_kit.methods.options import EMBED_BACKENDS
 
 log = logging.getLogger(__name__)
 

@@ -50,19 +50,21 @@ from jigsaw_kit.methods.embedding.saved import config_differences, load_recipe, 
 
 
 def recipe_from(cfg: Config) -> EmbeddingRecipe:
-    """The parts a hybrid config names: the one function that reads the config's keys for them."""
+    """The parts a hybrid config names (its options, methods/options.HybridOptions): the one function that reads
+    the config's keys for them."""
+    o = cfg.options
     encoder = partial(
-        FrozenEncoder, max_length=cfg.max_length, token_budget=cfg.predict_token_budget, backend=cfg.embed_backend
+        FrozenEncoder, max_length=o.max_length, token_budget=o.predict_token_budget, backend=o.embed_backend
     )
-    names = [cfg.model, *cfg.encoders]
-    make_lr = embedding_lr(cfg.embed_c, cfg.seed, cfg.embed_c_grid)
+    names = [o.model, *o.encoders]
+    make_lr = embedding_lr(o.embed_c, cfg.seed, o.embed_c_grid)
     return EmbeddingRecipe(
-        tfidf=TfidfHead(cfg.tfidf_max_features, cfg.tfidf_c, cfg.seed),
+        tfidf=TfidfHead(o.tfidf_max_features, o.tfidf_c, cfg.seed),
         encoders=[encoder(name) for name in names],
-        heads=[EncoderHead(make_lr, cfg.knn_k, cfg.knn_weight, cfg.centroid_features) for _ in names],
-        tfidf_weight=cfg.tfidf_weight,
-        lookup=ExactLookup() if cfg.exact_lookup else None,
-        pseudo=PseudoLabels(cfg.pseudo_share) if cfg.pseudo_share > 0 else None,
+        heads=[EncoderHead(make_lr, o.knn_k, o.knn_weight, o.centroid_features) for _ in names],
+        tfidf_weight=o.tfidf_weight,
+        lookup=ExactLookup() if o.exact_lookup else None,
+        pseudo=PseudoLabels(o.pseudo_share) if o.pseudo_share > 0 else None,
     )
 
 

@@ -31,12 +31,9 @@ class TfidfRuleModel(FittedMethod):
 
     def _features(self, texts: pd.Series, fit: bool = False):
         if fit:
-            self.word = TfidfVectorizer(
-                ngram_range=(1, 2), min_df=1, sublinear_tf=True, max_features=self.cfg.tfidf_max_features
-            )
-            self.char = TfidfVectorizer(
-                analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, max_features=self.cfg.tfidf_max_features
-            )
+            most = self.cfg.options.tfidf_max_features
+            self.word = TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True, max_features=most)
+            self.char = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, max_features=most)
             char = self.char.fit_transform(texts)
             try:
                 return hstack([self.word.fit_transform(texts), char]).tocsr()
@@ -51,7 +48,7 @@ class TfidfRuleModel(FittedMethod):
         return hstack([self.word.transform(texts), self.char.transform(texts)]).tocsr()
 
     def _lr(self) -> LogisticRegression:
-        return LogisticRegression(C=self.cfg.tfidf_c, max_iter=2000, random_state=self.cfg.seed)
+        return LogisticRegression(C=self.cfg.options.tfidf_c, max_iter=2000, random_state=self.cfg.seed)
 
     def fit(
         self,

@@ -19,7 +19,6 @@ import gc
 import logging
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,36 +29,15 @@ from jigsaw_kit.core.checkpoints import set_offline
 from jigsaw_kit.core.errors import KitError
 from jigsaw_kit.methods.embedding import tune_cache
 from jigsaw_kit.methods.guards import stop_info, training_guards
+from jigsaw_kit.methods.options import TuneOptions
 from jigsaw_kit.methods.rulewise import rule_positions
 
 log = logging.getLogger(__name__)
 
-OBJECTIVES = ("pairs", "triplets")
 NEGATION = "This comment does not break the rule: {rule}"  # the negated_rules anchor
 # Cosine distance (1 - cos) in [0, 2]; MiniLM puts a rule and a comment at cosine ~0.1-0.5, so 0.3 asks for
 # a clear gap that a few steps can reach (the loss's default 5 is for unnormalised Euclidean distances).
 TRIPLET_MARGIN = 0.3
-
-
-@dataclass(frozen=True)
-class TuneOptions:
-    """The tune's own options, apart from any fine-tune's."""
-
-    steps: int = 20
-    batch_size: int = 32
-    learning_rate: float = 5e-5
-    warmup_ratio: float = 0.1
-    freeze_layers: int = 0  # the token embeddings and this many lowest layers stay frozen
-    objective: str = "pairs"  # OBJECTIVES
-    negated_rules: bool = False  # triplets only
-
-    def __post_init__(self) -> None:
-        if self.objective not in OBJECTIVES:
-            raise KitError(f"tune objective must be one of {OBJECTIVES}, got {self.objective!r}.")
-        if self.negated_rules and self.objective != "triplets":
-            raise KitError("negated_rules needs the triplets objective (it negates anchors).")
-        if self.steps <= 0 or self.batch_size <= 0 or self.freeze_layers < 0:
-            raise KitError(f"tune: steps and batch_size must be > 0 and freeze_layers >= 0, got {self}.")
 
 
 def rule_pairs(rows: pd.DataFrame, n: int, seed: int) -> dict[str, list]:
@@ -111,7 +89,8 @@ def rule_triplets(rows: pd.DataFrame, n: int, seed: int, negated: bool = False) 
 
 
 class EncoderTune:
-    """Tunes a base encoder folder on the rows' pairs or triplets; run() returns the tuned folder."""
+    """Tunes a base encoder folder on the rows' pairs or triplets; run() returns the tuned folder. Its options are
+    the contrastive config's `tune` group (methods/options.TuneOptions, checked when the config loads)."""
 
     def __init__(self, options: TuneOptions, seed: int, max_length: int) -> None:
         self.options, self.seed, self.max_length = options, seed, max_length

@@ -1,5 +1,6 @@
 """`method: transformer`: fine-tune any local checkpoint with the Hugging Face Trainer (trainer.py),
-predict in length-sorted token-budget batches (predict.py), heads and LoRA by config (modeling.py).
+predict in length-sorted token-budget batches (predict.py), heads (heads.py, yes_no.py) and LoRA
+(modeling.py) by its options (options.py).
 
     jigsaw-kit run --data-dir DIR --config cpu-minilm --output submission.csv
     torchrun --nproc_per_node=2 -m jigsaw_kit.cli train --processed data/processed --config kaggle-t4
@@ -11,6 +12,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,7 +29,6 @@ MODEL = "model"  # the fine-tuned checkpoint inside a run dir
 class TransformerMethod(Method):
     name = "transformer"
     resumable = True
-    stepped = True
     gpu = "needs"
     fine_tunes = True
     modules = (*Method.modules, "datasets", "accelerate")  # the Trainer's dataset and its engine
@@ -35,15 +36,34 @@ class TransformerMethod(Method):
 
     @classmethod
     def imports(cls, cfg: Config) -> tuple[str, ...]:
-        return (*cls.modules, "peft") if cfg.lora_r > 0 else cls.modules
+        return (*cls.modules, "peft") if cfg.options.lora_r > 0 else cls.modules
 
     @classmethod
     def checkpoints(cls, cfg: Config) -> tuple[str, ...]:
-        return (cfg.model,)  # `encoders` attach to the embedding methods only
+        return (cfg.options.model,)  # `encoders` attach to the embedding methods only
 
     @classmethod
     def title(cls, cfg: Config) -> str:
-        return cfg.model
+        return cfg.options.model
+
+    @classmethod
+    def step_cap(cls, cfg: Config, steps: int) -> dict[str, Any]:
+        return {"max_steps": steps}
+
+    @classmethod
+    def device_overrides(cls, cfg: Config, gpu: bool, bf16: bool) -> tuple[dict[str, Any], str]:
+        if cfg.options.precision != "fp16":
+            return {}, ""
+        if not gpu:  # fp16 on the CPU is a certain crash: slow in fp32 beats no member at all
+            return {"precision": "auto"}, "no GPU seen, so precision auto (fp32) instead of fp16"
+        if bf16:  # fp16 is for the T4; bf16 does not overflow
+            return {"precision": "bf16"}, "every GPU runs fast bf16 (sm_80+), so bf16 instead of fp16"
+        return {}, ""
+
+    @classmethod
+    def trial(cls, cfg: Config, steps: int) -> Config:
+        # logging at the last step gives the Trainer's train_runtime; no checkpoint: the probe's model is thrown away
+        return cfg.override({"max_steps": steps, "logging_steps": max(1, steps), "save_steps": 0})
 
     def __init__(self, cfg: Config) -> None:
         super().__init__(cfg)
@@ -81,10 +101,11 @@ class TransformerMethod(Method):
         return m
 
     def passes(self, rows: int) -> float:
-        if self.cfg.max_steps <= 0:
-            return self.cfg.epochs
-        rows_per_step = self.cfg.batch_size * self.cfg.grad_accum * int(os.environ.get("WORLD_SIZE", "1"))
-        return self.cfg.max_steps * rows_per_step / max(rows, 1)
+        o = self.cfg.options
+        if o.max_steps <= 0:
+            return o.epochs
+        rows_per_step = o.batch_size * o.grad_accum * int(os.environ.get("WORLD_SIZE", "1"))
+        return o.max_steps * rows_per_step / max(rows, 1)
 
     @classmethod
     def unfinished(cls, run_dir: Path) -> Path | None:

@@ -88,7 +88,8 @@ def predict_batches(
 
     pad_to pads every batch to that length (the naive recipe the bench compares against);
     None pads each batch to its longest row. On CUDA out-of-memory the batch is split in two and
-    retried; later batches larger than the half that fitted are split before they run.
+    retried; later batches larger than the half that fitted are split before they run. One function
+    (~75 lines): the queue, the cap and the out-of-memory retry share their state within the loop.
     """
     import torch
 
@@ -247,12 +248,12 @@ def predict_transformer(model_dir: Path, cfg: Config, rows: pd.DataFrame, show_p
     model.eval()
     precision = resolve_precision(cfg)
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
-    enc = encode(tokenizer, rows, cfg.max_length)
+    enc = encode(tokenizer, rows, cfg.options.max_length)
     lengths = np.array([len(x) for x in enc["input_ids"]])
     on_gpu = torch.cuda.is_available()
     # On GPU batches are padded to a multiple of 8 (tensor cores): budget with the rounded lengths.
     budget_lengths = -(-lengths // 8) * 8 if on_gpu else lengths
-    batches = token_budget_batches(budget_lengths, cfg.predict_token_budget)
+    batches = token_budget_batches(budget_lengths, cfg.options.predict_token_budget)
     _, world = _dist_world()
     if world > 1:
         return _predict_distributed(model, tokenizer, enc, batches, len(rows), dtype, show_progress)

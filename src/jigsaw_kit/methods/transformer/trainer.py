@@ -28,7 +28,7 @@ import pandas as pd
 
 from jigsaw_kit.core.atomic import atomic_path
 from jigsaw_kit.core.checkpoints import check_max_length, load_tokenizer, resolve_model
-from jigsaw_kit.core.config import Config
+from jigsaw_kit.core.config import Config, load_config
 from jigsaw_kit.core.errors import KitError
 from jigsaw_kit.data.prep import upsample_test_examples
 from jigsaw_kit.methods.guards import stop_info, training_guards
@@ -103,12 +103,9 @@ def check_resume(cfg: Config, run_dir: Path, manifest: dict | None) -> Path:
         )
     old_cfg = run_dir / "config.yaml"
     if old_cfg.is_file():
-        import yaml
-
-        # A key the saved config lacks (written by an older kit) ran at its default.
-        defaults = json.loads(json.dumps(Config().to_dict(), default=str))
-        old = {**defaults, **(yaml.safe_load(old_cfg.read_text(encoding="utf-8")) or {})}
-        new = json.loads(json.dumps(cfg.to_dict(), default=str))
+        # read as a config (a key it lacks ran at its default; an older kit's flat dump is refused with the fix)
+        old = json.loads(json.dumps(load_config(str(old_cfg)).flat(), default=str))
+        new = json.loads(json.dumps(cfg.flat(), default=str))
         diff = sorted(k for k in set(old) | set(new) if k not in RESUMABLE_CHANGES and old.get(k) != new.get(k))
         if diff:
             shown = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff[:6])
@@ -139,25 +136,26 @@ def training_arguments(cfg: Config, output_dir: Path, precision: str, use_cpu: b
     """The kit's TrainingArguments for a config; `changes` override single fields (the bench's naive recipe)."""
     from transformers import TrainingArguments
 
+    o = cfg.options
     kwargs: dict[str, Any] = dict(
         output_dir=str(output_dir),
-        num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps,
-        learning_rate=cfg.learning_rate,
-        per_device_train_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.grad_accum,
-        warmup_steps=cfg.warmup_ratio,  # a float in [0, 1) is a ratio of total steps in transformers 5
-        weight_decay=cfg.weight_decay,
-        label_smoothing_factor=cfg.label_smoothing,
+        num_train_epochs=o.epochs,
+        max_steps=o.max_steps,
+        learning_rate=o.learning_rate,
+        per_device_train_batch_size=o.batch_size,
+        gradient_accumulation_steps=o.grad_accum,
+        warmup_steps=o.warmup_ratio,  # a float in [0, 1) is a ratio of total steps in transformers 5
+        weight_decay=o.weight_decay,
+        label_smoothing_factor=o.label_smoothing,
         seed=cfg.seed,
         data_seed=cfg.seed,
         fp16=precision == "fp16",
         bf16=precision == "bf16",
-        logging_steps=cfg.logging_steps,
+        logging_steps=o.logging_steps,
         # a nan/inf step loss must reach the log (NanLossCallback), not be replaced by the window's mean
         logging_nan_inf_filter=False,
-        save_strategy="steps" if cfg.save_steps > 0 else "no",
-        save_steps=cfg.save_steps if cfg.save_steps > 0 else 500,
+        save_strategy="steps" if o.save_steps > 0 else "no",
+        save_steps=o.save_steps if o.save_steps > 0 else 500,
         save_total_limit=2,
         report_to="none",
         train_sampling_strategy="group_by_length",  # little padding per batch: the big CPU/GPU win
@@ -200,14 +198,14 @@ def fine_tune(
         # A fresh run must not mix its checkpoints with an older run's (resume would pick the wrong one).
         shutil.rmtree(run_dir / CHECKPOINTS, ignore_errors=True)
     set_seed(cfg.seed)
-    model_path = resolve_model(cfg.model)
+    model_path = resolve_model(cfg.options.model)
     tokenizer = load_tokenizer(model_path)
-    check_max_length(cfg.max_length, model_path, tokenizer)
+    check_max_length(cfg.options.max_length, model_path, tokenizer)
     model = modeling.load_for_training(cfg, model_path, tokenizer)
     if model.config.pad_token_id is None and tokenizer.pad_token_id is not None:
         model.config.pad_token_id = tokenizer.pad_token_id
-    rows = upsample_test_examples(rows, cfg.upsample_test_examples)
-    dataset = tokenize_rows(tokenizer, rows, cfg.max_length, with_labels=True)
+    rows = upsample_test_examples(rows, cfg.options.upsample_test_examples)
+    dataset = tokenize_rows(tokenizer, rows, cfg.options.max_length, with_labels=True)
     precision = resolve_precision(cfg)
     ckpt_dir = run_dir / CHECKPOINTS
     args = training_arguments(cfg, ckpt_dir, precision, use_cpu=not torch.cuda.is_available())
