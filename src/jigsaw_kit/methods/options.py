@@ -90,8 +90,8 @@ class HybridOptions(TfidfOptions, CheckpointOptions):
     # to its other-row centroid, their difference, and to the rule text's own embedding (a public notebook that
     # 3rd/5th/9th/12th place built on); the fit rows' own centroids leave the row out
     centroid_features: bool = False
-    # > 0 (below 0.5): one round of pseudo-labels at predict; per rule the top this share of the unlabelled rows by
-    # score become violations, the bottom share not, and the heads are refitted with them (11th place). 0 = off
+    # > 0 (below 0.5): one round of pseudo-labels at fit, on the rows to be predicted; per rule the top this share of
+    # them by score become violations, the bottom share not, and the heads are refitted with them (11th place). 0 = off
     pseudo_share: float = 0.0
     # where the sentence encoder runs (methods/embed_backends.py): torch-fp32 (the reference), torch-bf16,
     # onnx-fp32, onnx-int8 (ONNX Runtime, dynamic int8), or auto (the measured choice for this CPU; PyTorch on a
