@@ -45,13 +45,13 @@ import numpy as np
 import pandas as pd
 
 from jigsaw_kit.core.errors import KitError
+from jigsaw_kit.core.facts import HIDDEN_TEST_ROWS
 from jigsaw_kit.core.metrics import per_rule_auc
 from jigsaw_kit.data.competition import EXAMPLE_COLUMNS, TEST_COLUMNS, load_competition
 from jigsaw_kit.data.submission import read_submission
 
 log = logging.getLogger(__name__)
 
-HIDDEN_ROWS = 54_059  # the hidden test's size as the competition describes it
 LABELS_FILE = "hidden_labels.csv"
 MANIFEST_FILE = "SYNTHETIC.json"
 
@@ -233,7 +233,7 @@ def _pick_examples(own: np.ndarray, pool: np.ndarray, k: int, nrng: np.random.Ge
 def synthesize_hidden(
     data_dir: str | Path,
     out_dir: str | Path,
-    rows: int = HIDDEN_ROWS,
+    rows: int = HIDDEN_TEST_ROWS,
     rules: int = 6,
     unseen: int = 4,
     seed: int = 0,

@@ -84,10 +84,9 @@ def _normalize_metrics(metrics: dict | None) -> dict[str, Any]:
         mean = mean or {}
         std = std or {}
         for key in HEADLINE_KEYS:
-            vals = np.array([np.nan if _is_missing(f.get(key)) else float(f[key]) for f in folds])
-            ok = vals[~np.isnan(vals)]
-            mean.setdefault(key, float(ok.mean()) if len(ok) else float("nan"))
-            std.setdefault(key, float(ok.std()) if len(ok) else float("nan"))
+            vals = [None if _is_missing(f.get(key)) else float(f[key]) for f in folds]
+            mean.setdefault(key, M.nan_mean(vals))
+            std.setdefault(key, M.nan_std(vals))
     return {
         "overall": metrics.get("overall"),
         "folds": folds,
