@@ -36,7 +36,7 @@ from jigsaw_kit.core.errors import KitError
 from jigsaw_kit.evaluate.blend import blend_submissions
 from jigsaw_kit.kaggle import evidence
 
-from .conftest import ROOT, SAMPLE
+from .conftest import ROOT, SAMPLE, fake_checkpoint
 
 KERNEL = ROOT / "kernel"
 NOTEBOOK = KERNEL / "jigsaw-kit-submit.ipynb"
@@ -168,14 +168,8 @@ KIT_REQUIRES = ("transformers>=5.2,<6", "datasets>=5.0", "accelerate>=1.1", "pef
 
 
 def _fake_checkpoint(d: Path) -> Path:
-    d.mkdir(parents=True)
-    (d / "config.json").write_text('{"model_type": "bert"}')
-    (d / "model.safetensors").write_bytes(b"\0" * 10)
-    (d / "vocab.txt").write_text("[PAD]\n")
-    (d / "README.md").write_text("---\nlicense: apache-2.0\n---\n# a model\n")
-    (d / "1_Pooling").mkdir()
-    (d / "1_Pooling" / "config.json").write_text("{}")
-    return d
+    readme = "---\nlicense: apache-2.0\n---\n# a model\n"
+    return fake_checkpoint(d, files={"README.md": readme, "1_Pooling/config.json": "{}"})
 
 
 @pytest.fixture
