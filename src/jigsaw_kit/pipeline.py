@@ -4,7 +4,7 @@
 
 `jigsaw-kit run`/`train`/`predict`, `cv`, `bench` and the Kaggle notebook all call these, and
 hold a `methods.base.Method` without asking which one. Files are written here, at stage
-boundaries (processed data, run dir, submission); cli.py only parses arguments and prints.
+boundaries (processed data, run dir, submission); cli/ only parses arguments and prints.
 """
 
 from __future__ import annotations
