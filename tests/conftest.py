@@ -6,6 +6,7 @@ import json
 import socket
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -125,13 +126,32 @@ def write_competition(d: Path, train: pd.DataFrame, test: pd.DataFrame, sample: 
     return d
 
 
-def fake_checkpoint(d: Path) -> Path:
-    """A well-formed, tiny checkpoint folder: what resolve_model and the start-up checks read; never loaded."""
+BERT = {"model_type": "bert", "hidden_size": 4}
+
+
+def fake_checkpoint(
+    d: Path, config: dict | str | None = None, *, weights: bytes | bool = True, files: dict[str, str] | None = None
+) -> Path:
+    """A tiny checkpoint folder: what resolve_model, the start-up checks and the Kaggle discovery read; never a model.
+
+    config.json holds `config` (a dict, or raw text; default BERT), vocab.txt three tokens, model.safetensors two
+    small float32 tensors with a valid header (weights=bytes: those bytes instead; False: no weights file), and
+    `files` maps more relative paths to their text (sentence-transformers parts, a bundle marker, a README).
+    """
+    from safetensors.numpy import save_file
+
     d.mkdir(parents=True)
-    (d / "config.json").write_text('{"model_type": "bert"}')
-    header = json.dumps({"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}).encode()
-    (d / "model.safetensors").write_bytes(len(header).to_bytes(8, "little") + header + bytes(4))
-    (d / "vocab.txt").write_text("[PAD]\n")
+    config = BERT if config is None else config
+    (d / "config.json").write_text(config if isinstance(config, str) else json.dumps(config))
+    (d / "vocab.txt").write_text("[PAD]\n[UNK]\nhello\n")
+    if weights is True:
+        tensors = {"w": np.arange(12, dtype=np.float32).reshape(3, 4), "b": np.ones(4, dtype=np.float32)}
+        save_file(tensors, str(d / "model.safetensors"), metadata={"format": "pt"})
+    elif weights is not False:
+        (d / "model.safetensors").write_bytes(weights)
+    for name, text in (files or {}).items():
+        (d / name).parent.mkdir(parents=True, exist_ok=True)
+        (d / name).write_text(text)
     return d
 
 

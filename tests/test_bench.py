@@ -11,6 +11,7 @@ import torch
 
 from jigsaw_kit import bench
 from jigsaw_kit.cli import main
+from jigsaw_kit.kaggle import budget
 
 from .conftest import ROOT, SAMPLE
 
@@ -51,6 +52,10 @@ def test_projection_shows_its_arithmetic():
     assert p["projected_kaggle_hours"] == pytest.approx(254 / 3600 / 4)
     assert "1000 rows x 2 epochs / 10.00 rows/s = 200 s" in p["projection_arithmetic"]
     assert "ASSUMED" in p["projection_arithmetic"]
+    # one time model: the bench's hours are kaggle/budget's projection of the same work at the same rates
+    work = budget.Workload(training_rows=1000, test_rows=5400, epochs=2, max_length=256, rows_per_step=8)
+    seconds = budget.project(work, budget.Throughput(10, 100, 256, "")).total_s
+    assert seconds == pytest.approx(p["projected_hours_here"] * 3600)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")

@@ -1,6 +1,7 @@
 """A cut-short, padded or garbled checkpoint fails at start with a KitError that says how to rebuild it.
 
-Fake checkpoints here: a config.json, a vocab.txt and a model.safetensors of two tiny tensors.
+Fake checkpoints here are conftest.fake_checkpoint: a config.json, a vocab.txt and a model.safetensors of two
+tiny tensors.
 """
 
 from __future__ import annotations
@@ -12,25 +13,14 @@ import shutil
 import zipfile
 from pathlib import Path
 
-import numpy as np
 import pytest
-from safetensors.numpy import save_file
 
 from jigsaw_kit.core import checkpoints
 from jigsaw_kit.core.checkpoints import DEFAULT_MODEL, rebuild_hint, resolve_model, verify_checkpoint
 from jigsaw_kit.core.config import load_config
 from jigsaw_kit.core.errors import KitError
 
-from .conftest import ROOT, SAMPLE
-
-
-def make_checkpoint(d: Path) -> Path:
-    d.mkdir(parents=True)
-    (d / "config.json").write_text(json.dumps({"model_type": "bert", "hidden_size": 4}))
-    (d / "vocab.txt").write_text("[PAD]\n[UNK]\nhello\n")
-    tensors = {"w": np.arange(12, dtype=np.float32).reshape(3, 4), "b": np.ones(4, dtype=np.float32)}
-    save_file(tensors, str(d / "model.safetensors"), metadata={"format": "pt"})
-    return d
+from .conftest import ROOT, SAMPLE, fake_checkpoint
 
 
 def record_vendored(d: Path) -> None:
@@ -45,7 +35,7 @@ def record_vendored(d: Path) -> None:
 
 @pytest.fixture
 def ckpt(tmp_path) -> Path:
-    return make_checkpoint(tmp_path / "ckpt")
+    return fake_checkpoint(tmp_path / "ckpt")
 
 
 @pytest.fixture
@@ -147,7 +137,7 @@ def test_vendored_sizes_and_with_deep_sha256(ckpt):
 
 
 def test_shards_listed_in_the_index_are_checked(tmp_path):
-    d = make_checkpoint(tmp_path / "sharded")
+    d = fake_checkpoint(tmp_path / "sharded")
     (d / "model.safetensors").rename(d / "model-00001-of-00002.safetensors")
     index = {"weight_map": {"w": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}
     (d / "model.safetensors.index.json").write_text(json.dumps(index))
@@ -159,7 +149,7 @@ def test_shards_listed_in_the_index_are_checked(tmp_path):
 
 
 def test_pytorch_model_bin_must_be_a_readable_zip(tmp_path):
-    d = make_checkpoint(tmp_path / "bin")
+    d = fake_checkpoint(tmp_path / "bin")
     (d / "model.safetensors").unlink()
     with zipfile.ZipFile(d / "pytorch_model.bin", "w") as z:  # torch.save's format is a zip
         z.writestr("archive/data.pkl", b"\x80\x02}q\x00." + b"\0" * 5000)
@@ -184,7 +174,7 @@ def test_rebuild_hints(weights, tmp_path):
 
 
 def test_a_cut_short_default_checkpoint_says_run_vendor(weights):
-    d = make_checkpoint(weights / DEFAULT_MODEL)
+    d = fake_checkpoint(weights / DEFAULT_MODEL)
     os.truncate(d / "model.safetensors", (d / "model.safetensors").stat().st_size - 8)
     with pytest.raises(KitError, match="truncated") as e:
         resolve_model(DEFAULT_MODEL)
@@ -203,24 +193,42 @@ def test_vendor_default_records_sizes_and_sha256(weights):
     assert "tokenizer.json has" in error_of(d) and "jigsaw-kit vendor" in error_of(d)
 
 
-def test_check_inputs_fails_before_any_data_is_read(ckpt, tmp_path, monkeypatch):
+def test_check_inputs_checks_every_checkpoint_the_config_loads(ckpt, tmp_path):
     from jigsaw_kit import pipeline
 
-    def no_data(*a, **k):
-        raise AssertionError("data read before the checkpoint was checked")
-
-    monkeypatch.setattr(pipeline, "load_competition", no_data)
     os.truncate(ckpt / "model.safetensors", 100)
     with pytest.raises(KitError, match="truncated"):
         pipeline.check_inputs(load_config("cpu-hybrid", {"model": str(ckpt)}))
     with pytest.raises(KitError, match="model is not an option of method tfidf-lr"):
         load_config("tfidf-lr", {"model": str(ckpt)})  # the baseline embeds nothing: it has no checkpoint to name
     pipeline.check_inputs(load_config("tfidf-lr"))
-    cfg = load_config("cpu-hybrid", {"model": str(make_checkpoint(tmp_path / "good"))})
+    cfg = load_config("cpu-hybrid", {"model": str(fake_checkpoint(tmp_path / "good"))})
     pipeline.check_inputs(cfg)
     cfg.options.encoders = [str(ckpt)]  # extra encoders are checked too
     with pytest.raises(KitError, match=f"{ckpt}/model.safetensors is truncated"):
         pipeline.check_inputs(cfg)
+
+
+def test_run_train_and_cv_check_the_checkpoints_before_reading_any_data(ckpt, tmp_path, monkeypatch):
+    # Each reader of the data fails the test if it is reached: a damaged checkpoint must stop the command first.
+    from jigsaw_kit import pipeline
+    from jigsaw_kit.data import competition, dataset
+    from jigsaw_kit.evaluate.cv import cross_validate
+
+    def no_data(*a, **k):
+        raise AssertionError("data read before the checkpoint was checked")
+
+    for module, name in ((pipeline, "load_competition"), (competition, "load_competition"), (dataset, "load")):
+        monkeypatch.setattr(module, name, no_data)
+    os.truncate(ckpt / "model.safetensors", 100)
+    cfg = load_config("cpu-hybrid", {"model": str(ckpt)})
+    truncated = f"{ckpt}/model.safetensors is truncated"
+    with pytest.raises(KitError, match=truncated):
+        pipeline.run(cfg, SAMPLE, tmp_path / "s.csv", tmp_path / "run")
+    with pytest.raises(KitError, match=truncated):
+        pipeline.train_processed(cfg, tmp_path / "processed", tmp_path / "run")
+    with pytest.raises(KitError, match=truncated):
+        cross_validate(cfg, SAMPLE, "novel", 2, tmp_path / "cv", tmp_path / "cv")
 
 
 def test_cli_run_with_a_cut_short_checkpoint_is_one_error_line(ckpt, tmp_path, capsys):

@@ -79,3 +79,30 @@ def test_an_output_that_cannot_be_created_fails_before_the_work(tmp_path, capsys
     err = capsys.readouterr().err
     assert "error:" in err and "/proc/x" in err and "Traceback" not in err
     assert not (tmp_path / "run" / "processed").exists()  # nothing was built
+
+
+def test_kaggle_plan_projects_a_fine_tune_and_skips_a_config_that_trains_none(capsys, monkeypatch):
+    from jigsaw_kit import pipeline
+
+    def no_build(*a, **k):
+        raise AssertionError("a config that fine-tunes nothing needs no data")
+
+    with monkeypatch.context() as m:
+        m.setattr(pipeline, "build", no_build)
+        assert main(["kaggle-plan", "--config", "tfidf-lr", "--data-dir", str(SAMPLE)]) == 0
+    assert "trains no epochs" in capsys.readouterr().out
+    args = ["kaggle-plan", "--config", "cpu-minilm", "--data-dir", str(SAMPLE), "--train-rows-per-s", "2"]
+    assert main([*args, "--budget-hours", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("this data: train ") and "/ 2.0 rows/s" in lines[0]
+    assert "given on the command line" in lines[0] and "/ 2,500.0 rows/s" in lines[0]  # the T4 guess for the rest
+    assert lines[1].startswith("54,059 test rows, expected") and lines[1].endswith("[given on the command line]")
+    assert any(line.startswith("54,059 test rows, worst case") and "OVER" in line for line in lines)
+    assert any(line.startswith("  BUDGET: ") for line in lines)  # 2 rows/s cannot train 54k rows in an hour
+
+
+def test_bench_refuses_a_config_that_fine_tunes_nothing(tmp_path, capsys):
+    assert main(["bench", "--config", "tfidf-lr", "--data-dir", str(SAMPLE), "--output-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: bench measures a fine-tune") and "tfidf-lr" in err
+    assert not (tmp_path / "bench.json").exists()

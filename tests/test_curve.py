@@ -2,6 +2,7 @@
 
 import json
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -67,8 +68,8 @@ def test_slope_per_doubling_and_extrapolation():
     assert "EXTRAPOLATION" in s["extrapolation"]["note"]
 
 
-@pytest.mark.parametrize("scheme", ["novel", "lb-proxy"])
-def test_the_full_data_point_is_the_plain_cv_and_counts_follow_the_fractions(tmp_path, scheme, capsys):
+@pytest.mark.parametrize("scheme, parts", [("novel", set()), ("lb-proxy", {"seen", "unseen"})])
+def test_the_full_data_point_is_the_plain_cv_and_counts_follow_the_fractions(tmp_path, scheme, parts, capsys):
     base = ["cv", "--data-dir", str(SAMPLE), "--config", "tfidf-lr", "--scheme", scheme, "--folds", "2"]
     assert main([*base, "--output-dir", str(tmp_path / "plain")]) == 0
     assert main([*base, "--output-dir", str(tmp_path / "lc"), "--fractions", "1/4"]) == 0
@@ -76,15 +77,14 @@ def test_the_full_data_point_is_the_plain_cv_and_counts_follow_the_fractions(tmp
     assert "slope per doubling" in out and "extrapolated 4x" in out
     plain = json.loads((tmp_path / "plain" / "metrics.json").read_text())
     lc = json.loads((tmp_path / "lc" / "metrics.json").read_text())
-    assert lc["mean_rule_auc"] == plain["mean_rule_auc"]
+    assert np.isfinite(plain["mean_rule_auc"]) and lc["mean_rule_auc"] == plain["mean_rule_auc"]
     assert [f["mean_rule_auc"] for f in lc["folds"]] == [f["mean_rule_auc"] for f in plain["folds"]]
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "lc" / "oof.csv"), pd.read_csv(tmp_path / "plain" / "oof.csv"))
     c = lc["learning_curve"]
     assert c["fractions"] == [0.25, 1.0]
     assert c["points"][-1]["mean_rule_auc"] == plain["mean_rule_auc"]
-    if scheme == "lb-proxy":
-        assert set(c["points"][0]["parts"]) == {"seen", "unseen"}
-        assert set(c["slope_per_doubling"]["parts"]) == {"seen", "unseen"}
+    assert set(c["points"][0]["parts"]) == parts  # lb-proxy's seen and unseen; none for the other schemes
+    assert set(c["slope_per_doubling"]["parts"]) == parts
     # labelled rows per rule at each fraction: ceil(f * n) per (rule, label) of the fold's own rows
     comp = load_competition(SAMPLE)
     folds = make_folds(comp.train, comp.test, scheme, 2, seed=42)
@@ -96,18 +96,51 @@ def test_the_full_data_point_is_the_plain_cv_and_counts_follow_the_fractions(tmp
     # the same held-out texts at every fraction
     oof = pd.read_csv(tmp_path / "lc" / "learning_curve_oof.csv")
     by_frac = [set(zip(g["fold"], g["text"])) for _, g in oof.groupby("fraction")]
-    assert all(s == by_frac[0] for s in by_frac)
+    assert sorted(oof["fraction"].unique()) == [0.25, 1.0] and all(s == by_frac[0] for s in by_frac)
     report = (tmp_path / "lc" / "report.md").read_text()
     assert "## Learning curve" in report and "Extrapolated (not measured)" in report
     assert (tmp_path / "lc" / curve.FIGURE).stat().st_size > 1000
-    if scheme == "lb-proxy":
-        return  # the stale-curve check below is the same for every scheme: run it once
-    # a plain run into the same folder leaves no stale curve behind
-    assert main([*base, "--output-dir", str(tmp_path / "lc")]) == 0
-    assert not (tmp_path / "lc" / curve.FIGURE).exists()
-    assert not (tmp_path / "lc" / "learning_curve_oof.csv").exists()
-    assert "learning_curve" not in json.loads((tmp_path / "lc" / "metrics.json").read_text())
-    assert np.isfinite(plain["mean_rule_auc"])
+
+
+def _fake_run(folds: list[pd.DataFrame], auc: float) -> SimpleNamespace:
+    """What cv.run_folds returns, for fold training rows `folds`, every fold scoring auc."""
+    figures = {"mean_rule_auc": auc, "pooled_auc": auc, "log_loss": 0.5, "accuracy": 0.8, "f1": 0.7}
+    metrics = [{**figures, "fold": f"fold{i}", "part": "", "per_rule": {"a": {"auc": auc}}, "train_rows": len(r)}
+               for i, r in enumerate(folds)]  # fmt: skip
+    oofs = [pd.DataFrame({"rule": ["a"], "text": [f"held{i}"], "label": [1], "prediction": [auc], "fold": [i]})
+            for i in range(len(folds))]  # fmt: skip
+    return SimpleNamespace(oofs=oofs, metrics=metrics, rows_per_rule=[curve.rows_per_rule(r) for r in folds],
+                           wall_time_s=1.0)  # fmt: skip
+
+
+def test_the_curve_runs_cv_once_per_share_through_the_hook():
+    folds = [labelled({("a", 0): 16, ("a", 1): 16}), labelled({("a", 0): 8, ("a", 1): 24})]
+    calls = []
+
+    def at_share(share, hook):
+        kept = [hook(i, rows) for i, rows in enumerate(folds)]
+        calls.append((share, [len(k) for k in kept]))
+        for i, k in enumerate(kept):  # the hook keeps the nested sample of fold i's own seed
+            assert k.equals(curve.subsample(folds[i], share, curve.subsample_ranks(folds[i], (7, i))))
+        return _fake_run(kept, 0.6 + share / 10)
+
+    lc, oof = curve.learning_curve(at_share, _fake_run(folds, 0.8), (0.25, 0.5, 1.0), 7, False, 0.8)
+    assert calls == [(0.25, [8, 8]), (0.5, [16, 16])]  # once per share below 1, smallest first; 1 is the plain run
+    assert [p["fraction"] for p in lc["points"]] == [0.25, 0.5, 1.0]
+    assert [p["mean_rule_auc"] for p in lc["points"]] == pytest.approx([0.625, 0.65, 0.8])
+    assert [p["rows_per_rule"]["a"] for p in lc["points"]] == [8, 16, 32]
+    assert oof["fraction"].tolist() == [0.25, 0.5, 1.0] * 2 and oof["fold"].tolist() == [0, 0, 0, 1, 1, 1]
+
+
+def test_a_plain_run_into_the_same_folder_leaves_no_stale_curve(tmp_path):
+    base = ["cv", "--data-dir", str(SAMPLE), "--config", "tfidf-lr", "--folds", "2", "--output-dir", str(tmp_path)]
+    assert main([*base, "--fractions", "1/2"]) == 0
+    assert (tmp_path / curve.FIGURE).is_file() and (tmp_path / "learning_curve_oof.csv").is_file()
+    assert main(base) == 0
+    assert not (tmp_path / curve.FIGURE).exists()
+    assert not (tmp_path / "learning_curve_oof.csv").exists()
+    assert "learning_curve" not in json.loads((tmp_path / "metrics.json").read_text())
+    assert "## Learning curve" not in (tmp_path / "report.md").read_text()
 
 
 def test_the_fold_spread_ignores_the_difference_between_rules():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import json
 import logging
 import os
 import shutil
@@ -27,6 +26,8 @@ from jigsaw_kit.methods.embed_cache import (
     prune,
 )
 
+from .conftest import fake_checkpoint
+
 ROOT = Path(__file__).resolve().parents[1]
 MINILM = ROOT / "weights" / "all-MiniLM-L6-v2"
 FP = "ab" * 32  # a well-formed fingerprint for tests that use EmbeddingCache directly
@@ -40,15 +41,11 @@ def fake_vectors(texts, dim: int = 8) -> np.ndarray:
 
 
 def make_checkpoint(d: Path, weights: bytes = b"") -> Path:
-    """A small fake checkpoint folder shaped like a sentence-transformers export."""
-    d.mkdir(parents=True)
-    (d / "config.json").write_text(json.dumps({"model_type": "bert", "hidden_size": 8}))
-    (d / "model.safetensors").write_bytes(weights or np.random.default_rng(0).bytes(300_000))
-    (d / "tokenizer.json").write_text('{"version": "1.0"}')
-    (d / "modules.json").write_text("[]")
-    (d / "1_Pooling").mkdir()
-    (d / "1_Pooling" / "config.json").write_text('{"pooling_mode_mean_tokens": true}')
-    return d
+    """conftest.fake_checkpoint shaped like a sentence-transformers export, with 300 kB of weight bytes to hash."""
+    files = {"tokenizer.json": '{"version": "1.0"}', "modules.json": "[]"}
+    files["1_Pooling/config.json"] = '{"pooling_mode_mean_tokens": true}'
+    weights = weights or np.random.default_rng(0).bytes(300_000)
+    return fake_checkpoint(d, {"model_type": "bert", "hidden_size": 8}, weights=weights, files=files)
 
 
 @pytest.fixture(autouse=True)

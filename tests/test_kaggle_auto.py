@@ -17,24 +17,20 @@ from jigsaw_kit.core.errors import KitError
 from jigsaw_kit.kaggle import discover, evidence
 from jigsaw_kit.kaggle.stages import drops_failures
 
+from .conftest import fake_checkpoint
+
 _SIZES = itertools.count(32)
 MASKED_LM = {"bert", "deberta-v2", "mpnet", "roberta", "modernbert", "xlm-roberta"}  # a slice of transformers' own
 
 
 def checkpoint(d: Path, config: dict | str, *extra: str, weights: bool = True, marker: str | None = None) -> Path:
     """A folder shaped like a checkpoint: config.json (a dict, or raw text), a weights file, extra empty files."""
-    d.mkdir(parents=True)
     if isinstance(config, dict):  # distinct checkpoints differ somewhere in config.json, as real ones do
-        config = json.dumps({"hidden_size": next(_SIZES), **config})
-    (d / "config.json").write_text(config)
-    if weights:
-        (d / "model.safetensors").write_bytes(b"\0" * 16)
-    for name in extra:
-        (d / name).parent.mkdir(parents=True, exist_ok=True)
-        (d / name).write_text("{}")
+        config = {"hidden_size": next(_SIZES), **config}
+    files = {name: "{}" for name in extra}
     if marker:
-        (d / kk.MODEL_MARKER).write_text(json.dumps({"name": marker}))
-    return d
+        files[kk.MODEL_MARKER] = json.dumps({"name": marker})
+    return fake_checkpoint(d, config, weights=weights, files=files)
 
 
 @pytest.fixture

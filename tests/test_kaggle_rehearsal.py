@@ -168,12 +168,8 @@ KIT_REQUIRES = ("transformers>=5.2,<6", "datasets>=5.0", "accelerate>=1.1", "pef
 
 
 def _fake_checkpoint(d: Path) -> Path:
-    """conftest's fake checkpoint as a sentence-transformers folder with a model card: what a bundle ships."""
-    fake_checkpoint(d)
-    (d / "README.md").write_text("---\nlicense: apache-2.0\n---\n# a model\n")
-    (d / "1_Pooling").mkdir()
-    (d / "1_Pooling" / "config.json").write_text("{}")
-    return d
+    readme = "---\nlicense: apache-2.0\n---\n# a model\n"
+    return fake_checkpoint(d, files={"README.md": readme, "1_Pooling/config.json": "{}"})
 
 
 @pytest.fixture

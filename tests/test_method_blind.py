@@ -15,8 +15,6 @@ from jigsaw_kit.core.config import METHODS
 
 PKG = Path(__file__).resolve().parents[1] / "src" / "jigsaw_kit"
 EXEMPT = {"core/config.py"}  # the registry: method name -> class
-# Still comparing on this branch, in files another part of issue 25 rewrites; empty it as they land.
-LEFT_TO_OTHERS = {"cli.py", "bench.py"}
 
 
 def _names_in(node: ast.AST) -> list[str]:
@@ -49,17 +47,10 @@ def test_nothing_outside_methods_compares_a_method_name():
     found = {
         rel: hits
         for rel, p in sorted(_outside_methods().items())
-        if rel not in LEFT_TO_OTHERS and (hits := method_comparisons(p.read_text(encoding="utf-8")))
+        if (hits := method_comparisons(p.read_text(encoding="utf-8")))
     }
     lines = [f"{rel}:{line}: {what}" for rel, hits in found.items() for line, what in hits]
     assert not lines, "ask the method (methods/base.py) instead:\n" + "\n".join(lines)
-
-
-def test_the_files_left_to_others_still_need_it():
-    # Once a file no longer compares (or is gone), it must leave LEFT_TO_OTHERS, so that the check covers it again.
-    files = _outside_methods()
-    stale = [rel for rel in LEFT_TO_OTHERS if rel not in files or not method_comparisons(files[rel].read_text())]
-    assert not stale, f"remove from LEFT_TO_OTHERS: {stale}"
 
 
 def test_the_check_sees_each_kind_of_comparison():

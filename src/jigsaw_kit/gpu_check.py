@@ -88,14 +88,8 @@ MEMBERS = [
         "qwen-lora",
         "kaggle-t4-qwen-lora",
         "qwen2",
-        dict(
-            hidden_size=896,
-            intermediate_size=4864,
-            num_hidden_layers=24,
-            num_attention_heads=14,
-            num_key_value_heads=2,
-            vocab_size=151936,
-        ),
+        dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
+             num_key_value_heads=2, vocab_size=151936),  # fmt: skip
         steps=12,
         predict_rows=2048,
     ),
@@ -298,7 +292,10 @@ def run_member(
     steps: int | None = None,
     predict_rows: int | None = None,
 ) -> dict[str, Any]:
-    """Build, train and predict one member; its row of the report (status "ok" or "FAILED: reason")."""
+    """Build, train and predict one member; its row of the report (status "ok" or "FAILED: reason").
+
+    Over 60 lines: one try block, so that any failure becomes the member's row and the cleanup runs once.
+    """
     import torch
 
     from jigsaw_kit.methods.transformer.modeling import resolve_precision

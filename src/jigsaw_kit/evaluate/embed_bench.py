@@ -218,7 +218,7 @@ def format_report(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m jigsaw_kit.evaluate.embed_bench", description=__doc__.split("\n")[0])
     p.add_argument("--data-dir", help="the competition folder (train.csv, test.csv, sample_submission.csv)")
     p.add_argument("--texts", type=int, default=2000, help="distinct real texts to embed (default 2000)")
@@ -233,6 +233,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--export-only", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--max-length", type=int, help=argparse.SUPPRESS)
     p.add_argument("--token-budget", type=int, help=argparse.SUPPRESS)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure every backend in its own process (or, with --worker, be that process); print the table."""
+    p = _parser()
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.worker:

@@ -84,10 +84,9 @@ def _normalize_metrics(metrics: dict | None) -> dict[str, Any]:
         mean = mean or {}
         std = std or {}
         for key in HEADLINE_KEYS:
-            vals = np.array([np.nan if _is_missing(f.get(key)) else float(f[key]) for f in folds])
-            ok = vals[~np.isnan(vals)]
-            mean.setdefault(key, float(ok.mean()) if len(ok) else float("nan"))
-            std.setdefault(key, float(ok.std()) if len(ok) else float("nan"))
+            vals = [None if _is_missing(f.get(key)) else float(f[key]) for f in folds]
+            mean.setdefault(key, M.nan_mean(vals))
+            std.setdefault(key, M.nan_std(vals))
     return {
         "overall": metrics.get("overall"),
         "folds": folds,
@@ -287,6 +286,51 @@ def _headline(norm: dict[str, Any], overall: dict[str, Any]) -> str:
     return f"**mean_rule_auc: {_fmt(overall.get('mean_rule_auc'))}**"
 
 
+def _plot_figures(df: pd.DataFrame, log_histories: list[list[dict]] | None, out_dir: Path) -> bool:
+    """The report's PNGs; True when there was a training loss to plot."""
+    _plot_roc(df, out_dir / FIGURES["roc"])
+    _plot_confusion(df, out_dir / FIGURES["confusion"])
+    _plot_hist(df, out_dir / FIGURES["hist"])
+    loss_path = out_dir / FIGURES["loss"]
+    has_loss = bool(log_histories) and _plot_loss(log_histories, loss_path)
+    if not has_loss and loss_path.exists():
+        loss_path.unlink()  # a stale figure from an earlier run in this folder would mislead
+    return has_loss
+
+
+def _meta(norm: dict[str, Any], df: pd.DataFrame) -> list[str]:
+    meta = []
+    if norm.get("scheme"):
+        meta.append(f"- scheme: `{norm['scheme']}`")
+    if norm.get("config"):
+        meta.append(f"- config: `{norm['config']}`")
+    if not _is_missing(norm.get("wall_time_s")):
+        wt = float(norm["wall_time_s"])
+        meta.append(f"- wall time: {wt:.1f} s ({wt / 60:.1f} min)")
+    meta.append(f"- out-of-fold rows: {len(df):,} over {df['rule'].nunique()} rule(s)")
+    return meta
+
+
+def _figures_section(has_loss: bool) -> list[str]:
+    lines = [
+        "## Figures",
+        "",
+        f"![ROC per rule]({FIGURES['roc']})",
+        "",
+        f"![Confusion matrix at threshold {THRESHOLD}]({FIGURES['confusion']})",
+        "",
+    ]
+    if has_loss:
+        lines += [f"![Loss curves]({FIGURES['loss']})", ""]
+    else:
+        no_loss = (
+            "_No training-loss history was given (e.g. the TF-IDF baseline logs none), "
+            "so there is no loss-curve figure._"
+        )
+        lines += [no_loss, ""]
+    return lines + [f"![Prediction histograms]({FIGURES['hist']})", ""]
+
+
 # ----------------------------------------------------------------------------- public API
 
 
@@ -309,25 +353,8 @@ def write_report(
     norm = _normalize_metrics(metrics)
     overall = norm["overall"] or M.summarize(df["rule"], df["label"], df["prediction"])
 
-    _plot_roc(df, out_dir / FIGURES["roc"])
-    _plot_confusion(df, out_dir / FIGURES["confusion"])
-    _plot_hist(df, out_dir / FIGURES["hist"])
-    loss_path = out_dir / FIGURES["loss"]
-    has_loss = bool(log_histories) and _plot_loss(log_histories, loss_path)
-    if not has_loss and loss_path.exists():
-        loss_path.unlink()  # a stale figure from an earlier run in this folder would mislead
-
-    lines = [f"# {title}", ""]
-    meta = []
-    if norm.get("scheme"):
-        meta.append(f"- scheme: `{norm['scheme']}`")
-    if norm.get("config"):
-        meta.append(f"- config: `{norm['config']}`")
-    if not _is_missing(norm.get("wall_time_s")):
-        wt = float(norm["wall_time_s"])
-        meta.append(f"- wall time: {wt:.1f} s ({wt / 60:.1f} min)")
-    meta.append(f"- out-of-fold rows: {len(df):,} over {df['rule'].nunique()} rule(s)")
-    lines += meta + ["", _headline(norm, overall), ""]
+    has_loss = _plot_figures(df, log_histories, out_dir)
+    lines = [f"# {title}", "", *_meta(norm, df), "", _headline(norm, overall), ""]
     if norm.get("never_used"):
         nu = norm["never_used"]
         lines += [
@@ -346,25 +373,7 @@ def write_report(
     undefined_note = "AUC is undefined for a rule whose rows hold a single class; it is left out of mean_rule_auc."
     lines += ["## Per rule", "", undefined_note, ""]
     lines += _rule_table(df) + [""]
-
-    lines += [
-        "## Figures",
-        "",
-        f"![ROC per rule]({FIGURES['roc']})",
-        "",
-        f"![Confusion matrix at threshold {THRESHOLD}]({FIGURES['confusion']})",
-        "",
-    ]
-    if has_loss:
-        lines += [f"![Loss curves]({FIGURES['loss']})", ""]
-    else:
-        no_loss = (
-            "_No training-loss history was given (e.g. the TF-IDF baseline logs none), "
-            "so there is no loss-curve figure._"
-        )
-        lines += [no_loss, ""]
-    lines += [f"![Prediction histograms]({FIGURES['hist']})", ""]
-
+    lines += _figures_section(has_loss)
     lines += [f"## Most confident mistakes (top {top_mistakes}, threshold {THRESHOLD})", ""]
     lines += _mistakes_table(df, top_mistakes) + [""]
 

@@ -14,11 +14,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from jigsaw_kit.core.facts import HIDDEN_TEST_ROWS
+
 if TYPE_CHECKING:  # annotations only: importing these at runtime would pull pandas into `jigsaw-kit --help`
     from jigsaw_kit.core.config import Config
 
 
-FULL_TEST_ROWS = 54_059  # the hidden test set's size (competition data page)
 EXAMPLES_PER_TEST_ROW = 4  # 2 positive + 2 negative: the worst case adds all of them as new training rows
 DEFAULT_BUDGET_HOURS = 11.0  # of Kaggle's 12 h: an hour for install, image start and estimate error
 RESERVE_S = 600.0  # final model load + tokenisation + saving + writing the submission, on top of the stages
@@ -323,7 +324,7 @@ def training_row_counts(manifest: Mapping[str, Any]) -> tuple[int, int, int]:
 
 
 def full_test_workloads(
-    manifest: Mapping[str, Any], work: Workload, full_test_rows: int = FULL_TEST_ROWS
+    manifest: Mapping[str, Any], work: Workload, full_test_rows: int = HIDDEN_TEST_ROWS
 ) -> list[tuple[str, Workload]]:
     """The same run at the hidden test's size: expected (this data's rate of new rows per test row) and worst case.
     The rows only the test file labels count work.upsample times, as the trainer repeats them."""

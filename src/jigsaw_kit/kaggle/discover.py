@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jigsaw_kit.core.checkpoints import DEFAULT_MODEL, WEIGHT_FILES, text_model_problem
+from jigsaw_kit.core.checkpoints import DEFAULT_MODEL, WEIGHT_FILES, text_model_problem, weight_files
 from jigsaw_kit.kaggle import evidence
 from jigsaw_kit.kaggle.members import Member
 from jigsaw_kit.kaggle.wheels import MODEL_MARKER
@@ -98,7 +98,7 @@ def _label(path: Path, root: Path, config: dict[str, Any]) -> str:
 
 
 def _weights_bytes(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.iterdir() if f.suffix in (".safetensors", ".bin") and f.is_file())
+    return sum(f.stat().st_size for f in weight_files(path))
 
 
 def masked_lm_types() -> Collection[str]:
@@ -156,7 +156,7 @@ def classify(path: Path, root: Path, masked_lm: Collection[str]) -> Found:
 
 def _identity(path: Path) -> tuple:
     """Same config.json and same weight file sizes: the same checkpoint attached twice (a bundle and a Kaggle Model)."""
-    sizes = sorted(f.stat().st_size for f in path.iterdir() if f.suffix in (".safetensors", ".bin") and f.is_file())
+    sizes = sorted(f.stat().st_size for f in weight_files(path))
     return (json.dumps(json.loads((path / "config.json").read_text(encoding="utf-8")), sort_keys=True), tuple(sizes))
 
 

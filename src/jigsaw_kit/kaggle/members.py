@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jigsaw_kit.core.errors import KitError
-from jigsaw_kit.kaggle.budget import FULL_TEST_ROWS
+from jigsaw_kit.core.facts import HIDDEN_TEST_ROWS
 from jigsaw_kit.kaggle.safety_net import PREVIEW_MAX_TEST_ROWS
 
 if TYPE_CHECKING:  # annotations only: keep pandas out of `jigsaw-kit --help`
@@ -172,7 +172,7 @@ def is_preview(test_rows: int, rerun: bool, full_on_preview: bool = False) -> bo
     """True on "Save Version"'s run over the public 10-row test.csv: a smoke run, the full recipe on the rerun.
 
     rerun: KAGGLE_IS_COMPETITION_RERUN is set. Both signals must say "preview", so should Kaggle's flag
-    ever be missing, the hidden test (FULL_TEST_ROWS) still gets the full run.
+    ever be missing, the hidden test (HIDDEN_TEST_ROWS) still gets the full run.
     """
     return not rerun and not full_on_preview and test_rows < PREVIEW_MAX_TEST_ROWS
 
@@ -182,8 +182,9 @@ def preview_banner(test_rows: int, steps: int) -> str:
     return (
         f"{bar}\nPREVIEW RUN: test.csv has {test_rows:,} rows and this is not the competition rerun: the smoke run\n"
         f"of 'Save Version'. Fine-tunes train {steps} steps, no probe. The submission written below is valid but\n"
-        f"NOT the recipe's quality. The full recipe runs on the rerun over the hidden test ({FULL_TEST_ROWS:,} rows)\n"
-        "after 'Submit'. For a full trial run now: FULL_RUN_ON_PREVIEW = True (or JIGSAW_KIT_FULL_PREVIEW=1).\n"
+        f"NOT the recipe's quality. The full recipe runs on the rerun over the hidden test\n"
+        f"({HIDDEN_TEST_ROWS:,} rows) after 'Submit'. For a full trial run now: FULL_RUN_ON_PREVIEW = True\n"
+        "(or JIGSAW_KIT_FULL_PREVIEW=1).\n"
         f"{bar}"
     )
 

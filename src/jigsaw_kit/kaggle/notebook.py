@@ -21,7 +21,6 @@ from jigsaw_kit.core.paths import check_writable
 from jigsaw_kit.kaggle.attached import attached_for, find_base_encoder, member_config
 from jigsaw_kit.kaggle.budget import Plan, hms
 from jigsaw_kit.kaggle.members import Member
-from jigsaw_kit.kaggle.probe import run_workload  # noqa: F401  cli's kaggle-plan imports it from here
 from jigsaw_kit.kaggle.settings import NotebookSettings
 from jigsaw_kit.methods import method_class
 

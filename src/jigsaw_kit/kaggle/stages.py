@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from jigsaw_kit.core.errors import KitError
+from jigsaw_kit.core.facts import HIDDEN_TEST_ROWS
 from jigsaw_kit.kaggle import evidence
 from jigsaw_kit.kaggle.attached import BASE_ENCODER, attached_for, find_base_encoder, member_overrides
 from jigsaw_kit.kaggle.budget import (
-    FULL_TEST_ROWS,
     Contender,
     choose_within_budget,
     ddp_speed,
@@ -215,7 +215,7 @@ def _one_pass_note(run: MemberRun, cfg: Config, preview: bool, settings: Noteboo
         note += f", after {steps} encoder-tuning steps" + (" (PREVIEW)" if preview else "")
     entry = evidence.evidence(run.member.evidence_key)
     if entry and not preview:
-        note += f"; at {FULL_TEST_ROWS:,} rows {entry['projected']}"
+        note += f"; at {HIDDEN_TEST_ROWS:,} rows {entry['projected']}"
     if not run.blend:
         note += "; SAFETY NET: runs first, its submission.csv stands until a blended member finishes"
     run.note = note + run.note

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jigsaw_kit.core.checkpoints import WEIGHT_SUFFIXES
 from jigsaw_kit.core.errors import KitError
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ _CONFIG_FILES = frozenset(  # config.json plus every tokenizer file transformers
     "config.json tokenizer.json vocab.txt tokenizer.model spm.model vocab.json merges.txt tokenizer_config.json "
     "special_tokens_map.json".split()
 )
-_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt")
+_WEIGHT_SUFFIXES = (*WEIGHT_SUFFIXES, ".pt")  # .pt too: better hash a stray tensor file than miss one
 _TRAINER_STATE = {"optimizer.pt", "scheduler.pt", "training_args.bin"}  # never change what the encoder outputs
 _NAMESPACE = re.compile(r"[0-9a-f]{32}-L\d+-[A-Za-z0-9_]+")
 _CHUNK = re.compile(r"[0-9a-f]{32}\.npz")

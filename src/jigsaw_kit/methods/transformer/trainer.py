@@ -27,7 +27,7 @@ from typing import Any
 import pandas as pd
 
 from jigsaw_kit.core.atomic import atomic_path
-from jigsaw_kit.core.checkpoints import check_max_length, load_tokenizer, resolve_model
+from jigsaw_kit.core.checkpoints import check_max_length, load_tokenizer, resolve_model, weight_files
 from jigsaw_kit.core.config import Config, load_config
 from jigsaw_kit.core.errors import KitError
 from jigsaw_kit.data.prep import upsample_test_examples
@@ -75,8 +75,7 @@ def _checkpoint_complete(ckpt: Path) -> bool:
         json.loads((ckpt / "trainer_state.json").read_text(encoding="utf-8"))["global_step"]
     except (OSError, ValueError, KeyError, TypeError):
         return False
-    has_weights = any(ckpt.glob("*.safetensors")) or any(ckpt.glob("*.bin"))
-    return has_weights and (ckpt / "optimizer.pt").is_file() and (ckpt / "scheduler.pt").is_file()
+    return bool(weight_files(ckpt)) and (ckpt / "optimizer.pt").is_file() and (ckpt / "scheduler.pt").is_file()
 
 
 def _checkpoints(run_dir: Path) -> list[Path]:
