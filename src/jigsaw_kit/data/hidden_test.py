@@ -122,7 +122,7 @@ _MAX_CHARS = 520  # public bodies stop at 499 characters; a mutation may add a l
 
 
 def _norm(text: str) -> str:
-    # The hybrid's lookup identity (hybrid.lookup_key): case and whitespace do not make texts distinct.
+    # The hybrid's lookup identity (embedding/lookup.lookup_key): case and whitespace do not make texts distinct.
     return _SPACE.sub(" ", text).strip().casefold()
 
 
