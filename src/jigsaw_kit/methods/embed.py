@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from jigsaw_kit.core.checkpoints import check_max_length, load_tokenizer, read_model_config, text_model_problem
 from jigsaw_kit.core.errors import KitError
+from jigsaw_kit.core.memory import hold_mmap_threshold
 from jigsaw_kit.methods.batching import token_budget_batches
 from jigsaw_kit.methods.embed_backends import REFERENCE, BackendUnavailable, make_forward, pooling_tag, resolve_backend
 from jigsaw_kit.methods.embed_cache import EmbeddingCache, cache_root, checkpoint_fingerprint
@@ -71,6 +72,7 @@ def _encode_uncached(
 ) -> np.ndarray:
     import torch
 
+    hold_mmap_threshold()  # else the heap fragments over a long pass of varying batch shapes (core/memory.py)
     tokenizer, model = load_encoder(model_path, max_length)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device)
