@@ -6,7 +6,7 @@
 It also writes docs/kaggle.md's "attach and go" table from jigsaw_kit.kaggle.evidence, between its markers.
 
 The notebook is thin on purpose: it installs the kit offline, then calls the stage functions of
-jigsaw_kit.kaggle, which are unit-tested and rehearsed (tests/test_kaggle_rehearsal.py).
+jigsaw_kit.kaggle, which are unit-tested and rehearsed (tests/kaggle/test_kaggle_rehearsal.py).
 """
 
 from __future__ import annotations

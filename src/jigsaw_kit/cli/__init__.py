@@ -26,7 +26,7 @@ from jigsaw_kit.core.errors import KitError
 
 __all__ = ["DEFAULT_CONFIG", "build_parser", "config_from_args", "main"]
 
-_config = config_from_args  # the name tests/test_kaggle_members.py imports
+_config = config_from_args  # the name tests/kaggle/test_kaggle_members.py imports
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,7 +4,7 @@ Where data is looked for, in order: an explicit directory; Kaggle's two mount la
 `/kaggle/input` (root overridable, for tests); `kagglehub.competition_download` when the user
 has credentials and a network. Only this module knows where competition data lives.
 
-Bad input, and what happens to it (tests/test_data.py and tests/test_hostile.py hold each case):
+Bad input, and what happens to it (tests/data/test_data.py and tests/cli/test_hostile.py hold each case):
 
 - Refused with a KitError naming file, column, row and fix: an empty (0-byte) file; a header
   with no rows (train.csv, test.csv); missing, renamed or extra columns (an extra column usually

@@ -35,7 +35,8 @@ FILES = ("train.csv", "test.csv", "sample_submission.csv")
 EXAMPLES = ("positive_example_1", "positive_example_2", "negative_example_1", "negative_example_2")
 PREVIEW_MAX_TEST_ROWS = 1000  # the public test.csv has 10 rows, the hidden one 54,059
 FAILURE_POLICIES = ("auto", "drop", "fail")
-# The kit's tfidf-lr recipe (configs/tfidf-lr.yaml): 0.831 on lb-proxy, tests/test_safety_net.py holds them equal.
+# The kit's tfidf-lr recipe (configs/tfidf-lr.yaml): 0.831 on lb-proxy; tests/kaggle/test_safety_net.py holds
+# them equal.
 TFIDF_MAX_FEATURES, TFIDF_C, SEED = 50000, 4.0, 42
 STACK = ("torch", "transformers", "datasets", "accelerate", "peft", "sentence_transformers", "yaml", "sklearn")
 

@@ -12,8 +12,8 @@ re-read it before relying on one, the image moves), with the commit that says ea
 
 So the bundle assumes "present, version unknown" for everything but torch: the notebook installs only what the image
 lacks or has older than the kit's own floors (its pyproject ranges), from wheels for CPython 3.12 and, where a wheel
-is version-specific, 3.11 and 3.13 too. A test (tests/test_kaggle_rehearsal.py) walks the installed metadata through
-`unaccounted_requirements` and fails when a new dependency is neither bundled nor assumed in the image.
+is version-specific, 3.11 and 3.13 too. A test (tests/kaggle/test_kaggle_rehearsal.py) walks the installed metadata
+through `unaccounted_requirements` and fails when a new dependency is neither bundled nor assumed in the image.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ KAGGLE_WHEELS: tuple[Wheel, ...] = (
 
 # Everything else the kit reaches is assumed present in the image at a version that satisfies the pinned
 # packages above. `unaccounted_requirements()` walks the tested environment's metadata to keep these two
-# lists complete (tests/test_kaggle_rehearsal.py fails when a new dependency falls through).
+# lists complete (tests/kaggle/test_kaggle_rehearsal.py fails when a new dependency falls through).
 IMAGE_ASSUMED: dict[str, str] = {
     "torch": "the Colab base's CUDA build, frozen by the image; never reinstalled (the install holds its version)",
     "numpy": "preinstalled",
