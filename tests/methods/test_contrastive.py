@@ -57,3 +57,18 @@ def test_run_tunes_the_top_layers_and_predicts_from_the_run_dir(tmp_path, no_net
     assert first["row_id"].tolist() == second["row_id"].tolist()
     assert np.allclose(first["rule_violation"], second["rule_violation"], atol=1e-6)
     assert first["rule_violation"].std() > 0
+
+
+@pytest.mark.parametrize(
+    "precision, flags, bf16",
+    [("fp32", {"amx_bf16"}, False), ("bf16", set(), True), ("auto", {"avx512_bf16"}, True), ("auto", {"avx2"}, False)],
+)
+def test_the_tune_runs_bf16_on_the_cpu_only_where_asked_and_auto_finds_the_units(monkeypatch, precision, flags, bf16):
+    from jigsaw_kit.methods import embed_backends
+    from jigsaw_kit.methods.embedding.tune import EncoderTune
+    from jigsaw_kit.methods.options import TuneOptions
+
+    monkeypatch.setattr(embed_backends, "cpu_flags", lambda: frozenset(flags))
+    tune = EncoderTune(TuneOptions(precision=precision), seed=1, max_length=32)
+    assert tune.cpu_bf16() is bf16
+    assert tune.key_parts()["cpu_bf16"] is bf16  # a bf16 tune and an fp32 one never share a tune-cache entry

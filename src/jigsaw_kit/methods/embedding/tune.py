@@ -109,7 +109,19 @@ class EncoderTune:
     def key_parts(self) -> dict[str, Any]:
         """Everything of this part that decides the tuned weights, for the tune cache's key."""
         loss = {"margin": TRIPLET_MARGIN, "negation": NEGATION} if self.options.objective == "triplets" else {}
-        return {"options": dataclasses.asdict(self.options), "seed": self.seed, "max_length": self.max_length, **loss}
+        return {
+            "options": dataclasses.asdict(self.options),
+            "cpu_bf16": self.cpu_bf16(),  # what "auto" meant on this CPU
+            "seed": self.seed,
+            "max_length": self.max_length,
+            **loss,
+        }
+
+    def cpu_bf16(self) -> bool:
+        """Whether a tune on the CPU runs under bf16 autocast: tune.precision bf16, or auto on a CPU with bf16 units."""
+        from jigsaw_kit.methods.embed_backends import BF16_FLAGS, cpu_flags
+
+        return self.options.precision == "bf16" or (self.options.precision == "auto" and bool(cpu_flags() & BF16_FLAGS))
 
     def run(self, base: Path, rows: pd.DataFrame, out_dir: Path, info: dict[str, Any] | None = None) -> Path:
         """The tuned encoder (a sentence-transformers folder) at out_dir: from the tune cache when it holds this
@@ -157,6 +169,7 @@ class EncoderTune:
             logging_nan_inf_filter=False,  # a nan loss must reach NanLossCallback
             use_cpu=not on_gpu,
             fp16=on_gpu and not torch.cuda.is_bf16_supported(),
+            bf16=not on_gpu and self.cpu_bf16(),  # the Trainer's CPU autocast
             dataloader_num_workers=0,
         )
         size = len(next(iter(data.values())))
