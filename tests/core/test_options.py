@@ -72,6 +72,9 @@ OLD_SHIPPED = {
 
 # Keys added after the split, with the value that does what the old code did: the tune ran in fp32 on the CPU
 ADDED_SINCE = {"tune.precision": "fp32"}
+# Values changed on purpose since, each measured: the tune in bf16 where the CPU has the units (issue 26: lb-proxy
+# 0.8591 either way, paired +0.0000 +- 0.0002 over 15 folds)
+CHANGED_SINCE = {"cpu-contrastive": {"tune.precision": "auto"}, "cpu-triplet": {"tune.precision": "auto"}}
 
 
 def test_every_shipped_config_is_recorded():
@@ -87,6 +90,7 @@ def test_shipped_configs_load_to_the_old_values(name):
     # every key the method has now, under its new name, holds what the old loader gave its old name
     olds = {legacy.get(k, k): v for k, v in old.items() if legacy.get(k, k) in new}
     olds.update({k: v for k, v in ADDED_SINCE.items() if k in new})
+    olds.update(CHANGED_SINCE.get(name, {}))
     assert set(olds) == set(new), f"keys without an old value: {set(new) - set(olds)}"
     assert {k: new[k] for k in olds} == olds
 
@@ -163,7 +167,7 @@ def test_old_flat_names_map_to_the_tune():
         parse_overrides(["max_steps=9", "batch_size=8", "learning_rate=1e-4", "warmup_ratio=0.2", "freeze_layers=1",
                          "tune_objective=triplets", "negated_rules=true"]),
     )  # fmt: skip
-    assert cfg.options.tune == TuneOptions(9, 8, 1e-4, 0.2, 1, "triplets", True)
+    assert cfg.options.tune == TuneOptions(9, 8, 1e-4, 0.2, 1, "triplets", True, "auto")  # precision: the config's
     with pytest.raises(KitError, match="max_steps and tune.steps are both set, and both mean tune.steps"):
         load_config("cpu-contrastive", {"max_steps": "9", "tune.steps": "8"})
     # a wrong type names the key as written

@@ -5,8 +5,9 @@
 
 It goes through the command line only (`jigsaw-kit run`), so it holds whatever the code inside is rearranged
 into. The embedding configs run with embed_backend=torch-fp32: the reference path, whose numbers do not depend on
-whether this CPU has bf16 units (auto picks bf16 where it does). cpu-hybrid-ensemble attaches MiniLM a second
-time, as all-mpnet-base-v2 is not vendored in CI. Takes about 3 minutes on 2 cores: a benchmark, not a timed test.
+whether this CPU has bf16 units (auto picks bf16 where it does); the contrastive tune likewise in fp32.
+cpu-hybrid-ensemble attaches MiniLM a second time, as all-mpnet-base-v2 is not vendored in CI. Takes about
+3 minutes on 2 cores: a benchmark, not a timed test.
 """
 
 from __future__ import annotations
@@ -23,14 +24,15 @@ ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).with_name("sample_predictions.csv")
 KIT = [sys.executable, "-m", "jigsaw_kit.cli"]
 FP32 = ["--set", "embed_backend=torch-fp32"]
+TUNE32 = ["--set", "tune.precision=fp32"]  # the tune as it ran before tune.precision existed (issue 26 made it auto)
 RUNS = {
     "tfidf-lr": [],
     "cpu-hybrid": FP32,
     "cpu-hybrid-knn": FP32,
     "cpu-hybrid-pseudo": FP32,
     "cpu-hybrid-ensemble": [*FP32, "--set", "encoders=all-MiniLM-L6-v2"],
-    "cpu-contrastive": FP32,
-    "cpu-triplet": FP32,
+    "cpu-contrastive": [*FP32, *TUNE32],
+    "cpu-triplet": [*FP32, *TUNE32],
     "cpu-minilm": [],
     "cpu-crossenc": [],
 }
