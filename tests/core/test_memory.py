@@ -48,3 +48,9 @@ def test_it_is_done_once_and_says_whether_it_took():
 
     first = memory.hold_mmap_threshold()
     assert memory.hold_mmap_threshold() == first
+
+
+def test_release_freed_heap_runs_and_says_whether_it_could():
+    from jigsaw_kit.core import memory
+
+    assert memory.release_freed_heap() is sys.platform.startswith("linux")

@@ -27,6 +27,7 @@ import pandas as pd
 
 from jigsaw_kit.core.checkpoints import set_offline
 from jigsaw_kit.core.errors import KitError
+from jigsaw_kit.core.memory import release_freed_heap
 from jigsaw_kit.methods.embedding import tune_cache
 from jigsaw_kit.methods.guards import stop_info, training_guards
 from jigsaw_kit.methods.options import TuneOptions
@@ -191,6 +192,7 @@ class EncoderTune:
         # cycles, so only the collector frees it) before the 54k-row embedding and TF-IDF passes peak.
         del trainer, encoder
         gc.collect()
+        release_freed_heap()  # the Trainer's freed buffers: ~2 GB the embedding pass would otherwise sit on top of
         return stop_info(guards)
 
 
