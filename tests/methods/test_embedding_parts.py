@@ -126,6 +126,12 @@ def test_contrastive_recipe_from_gives_the_tune_its_own_options():
     cfg = load_config("cpu-triplet", {"tune.steps": "7", "batch_size": "8", "tune.learning_rate": "1e-4"})
     tune = contrastive.recipe_from(cfg).tune
     assert tune.options == TuneOptions(
-        steps=7, batch_size=8, learning_rate=1e-4, warmup_ratio=0.1, freeze_layers=3, objective="triplets"
+        steps=7,
+        batch_size=8,
+        learning_rate=1e-4,
+        warmup_ratio=0.1,
+        freeze_layers=3,
+        objective="triplets",
+        precision="auto",  # cpu-contrastive's: bf16 where the CPU has the units
     )
     assert (tune.seed, tune.max_length) == (42, 128)

@@ -46,7 +46,8 @@ EVIDENCE: tuple[dict[str, Any], ...] = (
         "weight": 1.0,
         "weight_source": FITTED_3 + " (as its frozen twin cpu-hybrid)",
         "evidence_rank": 1,
-        "projected": "~3 min on one T4 (projected); on 2 CPU cores here 3 min 01 s (bf16 embeddings; fp32 6 min 41 s)",
+        "projected": "~3 min on one T4 (projected); on 2 CPU cores here 3 min 51 s, 3.4 GB peak "
+        "(bf16 tune and embeddings; fp32 6 min 41 s)",
     },
     {
         "recipe": "cpu-hybrid",
