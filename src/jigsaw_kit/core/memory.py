@@ -16,39 +16,39 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import logging
 
 log = logging.getLogger(__name__)
 
 M_MMAP_THRESHOLD = -3  # mallopt's parameter number (glibc's malloc.h)
-MMAP_THRESHOLD_BYTES = (
-    1 << 20
-)  # 1 MiB: a batch's activations are tens of MiB, the model's small tensors stay on the heap
-_done = False
+# 1 MiB: a batch's activations are tens of MiB, the model's small tensors stay on the heap
+MMAP_THRESHOLD_BYTES = 1 << 20
 
 
-def hold_mmap_threshold(nbytes: int = MMAP_THRESHOLD_BYTES) -> bool:
-    """Fix glibc's mmap threshold at nbytes, once per process; False (and nothing changed) off glibc."""
-    global _done
-    if _done:
-        return True
+@functools.cache
+def _glibc() -> ctypes.CDLL | None:
+    """The C library when it is glibc (it has mallopt and malloc_trim), else None. Cached: find_library may run
+    a subprocess, and the embedding pass asks on every call."""
     name = ctypes.util.find_library("c")
     try:
         libc = ctypes.CDLL(name) if name else None
-        ok = bool(libc is not None and hasattr(libc, "mallopt") and libc.mallopt(M_MMAP_THRESHOLD, nbytes) == 1)
     except OSError:
-        ok = False
+        return None
+    return libc if libc is not None and hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+
+
+@functools.cache
+def hold_mmap_threshold(nbytes: int = MMAP_THRESHOLD_BYTES) -> bool:
+    """Fix glibc's mmap threshold at nbytes, once per process; False (and nothing changed) off glibc."""
+    libc = _glibc()
+    ok = libc is not None and libc.mallopt(M_MMAP_THRESHOLD, nbytes) == 1
     if not ok:
         log.debug("mallopt unavailable (not glibc): the heap keeps its default mmap threshold")
-    _done = ok
     return ok
 
 
 def release_freed_heap() -> bool:
     """Give the heap's free pages back to the system (glibc's malloc_trim); False off glibc."""
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name) if name else None
-        return bool(libc is not None and hasattr(libc, "malloc_trim") and libc.malloc_trim(0) in (0, 1))
-    except OSError:
-        return False
+    libc = _glibc()
+    return libc is not None and libc.malloc_trim(0) in (0, 1)

@@ -145,8 +145,8 @@ def time_heads(rows, vectors: np.ndarray | None, cfg, model: Path) -> dict[str, 
     from sklearn.linear_model import LogisticRegression
 
     from jigsaw_kit.methods.embed import load_encoder
+    from jigsaw_kit.methods.embedding.heads import TfidfHead
     from jigsaw_kit.methods.rulewise import RuleRegressions
-    from jigsaw_kit.methods.tfidf import TfidfRuleModel
 
     out: dict[str, float] = {}
     texts, y, rules = rows["text"].tolist(), rows["label"].to_numpy(), rows["rule"]
@@ -154,7 +154,7 @@ def time_heads(rows, vectors: np.ndarray | None, cfg, model: Path) -> dict[str, 
     t0 = time.perf_counter()
     tokenizer(texts, truncation=True, max_length=cfg.options.max_length)
     out["tokenize_s"] = time.perf_counter() - t0
-    tfidf = TfidfRuleModel(cfg)
+    tfidf = TfidfHead(cfg.options.tfidf_max_features, cfg.options.tfidf_c, cfg.seed)
     t0 = time.perf_counter()
     x = tfidf._features(rows["text"], fit=True)
     out["tfidf_fit_s"] = time.perf_counter() - t0
@@ -162,7 +162,7 @@ def time_heads(rows, vectors: np.ndarray | None, cfg, model: Path) -> dict[str, 
     tfidf._features(rows["text"])
     out["tfidf_transform_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    RuleRegressions(tfidf._lr, "TF-IDF", warn=False).fit(x, y, rules)
+    RuleRegressions(tfidf.regression, "TF-IDF", warn=False).fit(x, y, rules)
     out["tfidf_regressions_s"] = time.perf_counter() - t0
     if vectors is not None:
         t0 = time.perf_counter()

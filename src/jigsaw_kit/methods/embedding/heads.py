@@ -52,9 +52,12 @@ class TfidfHead:
             return self.char.transform(texts).tocsr()
         return hstack([self.word.transform(texts), self.char.transform(texts)]).tocsr()
 
+    def regression(self) -> LogisticRegression:
+        """One rule's (or the all-rules fallback's) regression on the TF-IDF features."""
+        return LogisticRegression(C=self.c, max_iter=2000, random_state=self.seed)
+
     def fit(self, texts: pd.Series, y: np.ndarray, rules: pd.Series) -> TfidfHead:
-        lr = partial(LogisticRegression, C=self.c, max_iter=2000, random_state=self.seed)
-        self.rules = RuleRegressions(lr, "TF-IDF").fit(self._features(texts, fit=True), y, rules)
+        self.rules = RuleRegressions(self.regression, "TF-IDF").fit(self._features(texts, fit=True), y, rules)
         return self
 
     def score(self, texts: pd.Series, rules: pd.Series) -> np.ndarray:
